@@ -1,0 +1,82 @@
+package netrunner
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"syscall"
+)
+
+var (
+	// ErrInvalidCommand reports a Cmd that cannot be started as configured:
+	// an empty name, a NUL byte in the name, an argument, the environment or
+	// the directory, or an option value out of range. Nothing is spawned.
+	ErrInvalidCommand = errors.New("invalid command")
+
+	// ErrMaxOutput reports that a process wrote more than Cmd.MaxOutput bytes
+	// to stdout; the process was stopped and the output up to the limit kept.
+	ErrMaxOutput = errors.New("output exceeds MaxOutput")
+
+	// ErrStdinClosed is returned by Process.Write once stdin is closed, or
+	// when stdin is not a pipe the caller writes to (Cmd.Stdin was set).
+	ErrStdinClosed = errors.New("stdin closed")
+
+	// ErrLineTooLong ends Cmd.Lines when a line exceeds max(ChunkSize, 64 KiB).
+	ErrLineTooLong = errors.New("line too long")
+
+	// ErrUnsupported reports a feature this platform or kernel lacks.
+	ErrUnsupported = errors.New("not supported on this platform")
+)
+
+// ExitError reports a process that did not exit with status 0.
+//
+// When the process was stopped because the context passed to Start, Run,
+// Output, Chunks or Lines ended, the ExitError also matches that context's
+// error: errors.Is(err, context.DeadlineExceeded) holds.
+type ExitError struct {
+	Code   int            // exit code; -1 when a signal ended the process
+	Signal syscall.Signal // the signal that ended it, or 0
+	Stderr []byte         // the stderr tail, when the mode kept one
+
+	name  string // the command, for Error
+	cause error  // the context error that made us stop the process, if any
+}
+
+func (e *ExitError) Error() string {
+	var msg string
+	if e.Signal != 0 {
+		msg = "signal: " + e.Signal.String()
+	} else {
+		msg = "exit status " + strconv.Itoa(e.Code)
+	}
+	if e.cause != nil {
+		msg += " (" + e.cause.Error() + ")"
+	}
+	if last := lastLine(e.Stderr); len(last) > 0 {
+		msg += ": " + strconv.Quote(string(last))
+	}
+	return fmt.Sprintf("netrunner: %q: %s", e.name, msg)
+}
+
+// Unwrap returns the context error that ended the run, if one did.
+func (e *ExitError) Unwrap() error { return e.cause }
+
+// lastLine returns the last non-empty line of b, shortened to fit an error
+// message: the end of stderr usually says why a program failed.
+func lastLine(b []byte) []byte {
+	b = bytes.TrimRight(b, "\r\n\t ")
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	}
+	const most = 200
+	if len(b) > most {
+		b = b[len(b)-most:]
+	}
+	return b
+}
+
+// invalidf returns an ErrInvalidCommand naming the command and what is wrong.
+func invalidf(name, format string, args ...any) error {
+	return fmt.Errorf("netrunner: %q: %s: %w", name, fmt.Sprintf(format, args...), ErrInvalidCommand)
+}

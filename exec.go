@@ -1,0 +1,243 @@
+package netrunner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Command returns a Cmd that runs the named program with the given
+// arguments, like exec.Command. Nothing runs until a method of Cmd is
+// called; the name is looked up in PATH then, unless it contains a slash.
+func Command(name string, args ...string) *Cmd {
+	return &Cmd{Path: name, Args: append([]string{name}, args...)}
+}
+
+// A Cmd describes a program to run. Set its fields, then call one of Start,
+// Run, Output, Chunks or Lines, once. The zero value of every option is a
+// sensible default.
+type Cmd struct {
+	Path string   // the program; resolved like exec.LookPath when started
+	Args []string // Args[0] is the name, as in exec.Cmd; empty means {Path}
+	Env  []string // KEY=VALUE entries; nil: inherit the parent's environment
+	Dir  string   // "": the parent's working directory
+
+	// Stdin: nil gives the process a pipe that the caller feeds with
+	// Process.Write and ends with Process.CloseStdin (Run, Output, Chunks and
+	// Lines close it at once). An *os.File is handed to the child as is. Any
+	// other io.Reader is copied in with backpressure; when the child exits or
+	// closes its stdin early, the copy stops quietly (EPIPE is not an error
+	// of the run). Wait does not wait for a Read of the Reader in progress
+	// when the child exits; the copy ends when that Read returns.
+	Stdin io.Reader
+
+	Stderr StderrMode // what happens to the child's stderr; default StderrTail
+
+	ChunkSize   int           // most bytes one chunk holds; 0: 64 KiB; at most 64 MiB
+	PipeSize    int           // kernel pipe buffer asked for with F_SETPIPE_SZ (Linux); 0: kernel default
+	KillTimeout time.Duration // grace between SIGTERM and SIGKILL when stopping; 0: 5s; <0: SIGKILL at once
+	MaxOutput   int64         // Run/Output: most stdout bytes kept; past it the process is
+	// stopped and the error wraps ErrMaxOutput; 0: no limit
+
+	PTY            *Winsize          // non-nil: run on a pseudo-terminal of that size (Linux, darwin)
+	Cgroup         string            // Linux: a cgroup v2 path, relative to the cgroup2 mount
+	CgroupSettings map[string]string // written into the cgroup's files before the child runs
+
+	started atomic.Bool
+}
+
+// Winsize is a terminal's size in character cells.
+type Winsize struct{ Rows, Cols uint16 }
+
+// StderrMode says what happens to a child's stderr.
+type StderrMode int
+
+const (
+	StderrTail     StderrMode = iota // drained in the background, last 64 KiB kept; never blocks the child
+	StderrStream                     // Process.Stderr is a demand-driven Stream of its own
+	StderrToStdout                   // the same pipe as stdout (2>&1)
+	StderrDiscard                    // /dev/null
+	StderrInherit                    // the parent's stderr
+)
+
+const (
+	defaultChunkSize   = 64 << 10
+	maxChunkSize       = 64 << 20
+	defaultKillTimeout = 5 * time.Second
+	stderrTailSize     = 64 << 10
+)
+
+// name is how errors refer to the command.
+func (c *Cmd) name() string {
+	if len(c.Args) > 0 && c.Args[0] != "" {
+		return c.Args[0]
+	}
+	return c.Path
+}
+
+func (c *Cmd) chunkSize() int {
+	if c.ChunkSize == 0 {
+		return defaultChunkSize
+	}
+	return c.ChunkSize
+}
+
+func (c *Cmd) killTimeout() time.Duration {
+	if c.KillTimeout == 0 {
+		return defaultKillTimeout
+	}
+	return c.KillTimeout
+}
+
+// validate reports, before anything is spawned, every value that cannot work.
+func (c *Cmd) validate() error {
+	name := c.name()
+	if name == "" {
+		return invalidf(name, "empty command name")
+	}
+	checks := []struct {
+		field, value string
+	}{{"Path", c.Path}, {"Dir", c.Dir}}
+	for i, a := range c.Args {
+		checks = append(checks, struct{ field, value string }{fmt.Sprintf("Args[%d]", i), a})
+	}
+	for _, ch := range checks {
+		if strings.IndexByte(ch.value, 0) >= 0 {
+			return invalidf(name, "%s contains a NUL byte", ch.field)
+		}
+	}
+	for i, kv := range c.Env {
+		if strings.IndexByte(kv, 0) >= 0 {
+			return invalidf(name, "Env[%d] contains a NUL byte", i)
+		}
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return invalidf(name, "Env[%d] %q is not KEY=VALUE", i, kv)
+		}
+	}
+	switch {
+	case c.ChunkSize < 0 || c.ChunkSize > maxChunkSize:
+		return invalidf(name, "ChunkSize %d is outside 0..%d", c.ChunkSize, maxChunkSize)
+	case c.PipeSize < 0:
+		return invalidf(name, "PipeSize %d is negative", c.PipeSize)
+	case c.MaxOutput < 0:
+		return invalidf(name, "MaxOutput %d is negative", c.MaxOutput)
+	case c.Stderr < StderrTail || c.Stderr > StderrInherit:
+		return invalidf(name, "Stderr mode %d is unknown", c.Stderr)
+	}
+	f, isFile := c.Stdin.(*os.File)
+	if isFile && f == nil {
+		return invalidf(name, "Stdin is a nil *os.File")
+	}
+	if c.PTY != nil {
+		if c.Stderr != StderrTail && c.Stderr != StderrToStdout {
+			return invalidf(name, "Stderr mode %d with PTY: stderr is the terminal", c.Stderr)
+		}
+		if isFile {
+			return invalidf(name, "Stdin is an *os.File with PTY: stdin is the terminal")
+		}
+	}
+	return c.validatePlatform()
+}
+
+// lookPath resolves the program like exec.LookPath.
+func (c *Cmd) lookPath() (string, error) {
+	path := c.Path
+	if path == "" {
+		path = c.Args[0]
+	}
+	if filepath.Base(path) == path {
+		lp, err := exec.LookPath(path)
+		if err != nil {
+			return "", fmt.Errorf("netrunner: %q: %w", c.name(), err)
+		}
+		return lp, nil
+	}
+	return path, nil
+}
+
+func (c *Cmd) argv() []string {
+	if len(c.Args) == 0 {
+		return []string{c.Path}
+	}
+	return c.Args
+}
+
+func (c *Cmd) env() []string {
+	if c.Env == nil {
+		return os.Environ()
+	}
+	return c.Env
+}
+
+// Start starts the command and returns at once. The context governs the
+// process's life: when it ends, the process group gets SIGTERM, then SIGKILL
+// after KillTimeout, and the process is reaped. Use Process.Wait or
+// Process.Done to learn when it is over.
+//
+// Input is checked before anything is spawned: see ErrInvalidCommand. A
+// missing program wraps exec.ErrNotFound. Every error names the command.
+func (c *Cmd) Start(ctx context.Context) (*Process, error) {
+	return c.start(ctx, false)
+}
+
+// start starts the command; oneShot gives the child an empty stdin when
+// Stdin is nil, for Run, Output, Chunks and Lines.
+func (c *Cmd) start(ctx context.Context, oneShot bool) (*Process, error) {
+	if ctx == nil {
+		return nil, invalidf(c.name(), "nil context")
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if c.started.Swap(true) {
+		return nil, fmt.Errorf("netrunner: %q: already started; a Cmd runs once", c.name())
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("netrunner: %q: not started: %w", c.name(), err)
+	}
+	path, err := c.lookPath()
+	if err != nil {
+		return nil, err
+	}
+	if c.Dir != "" {
+		if fi, err := os.Stat(c.Dir); err != nil {
+			return nil, fmt.Errorf("netrunner: %q: Dir: %w", c.name(), err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("netrunner: %q: Dir %q is not a directory", c.name(), c.Dir)
+		}
+	}
+	cg, err := c.openCgroup()
+	if err != nil {
+		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
+	}
+	s, err := c.newStdio(oneShot)
+	if err != nil {
+		cg.end()
+		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
+	}
+	l, err := spawn(path, c.argv(), c.env(), c.Dir, s.childFiles(), c.PTY != nil, cg)
+	s.closeChildEnds()
+	if err != nil {
+		s.closeParentEnds()
+		cg.end()
+		return nil, fmt.Errorf("netrunner: %q: start: %w", c.name(), err)
+	}
+	return newProcess(ctx, c, l, s, cg), nil
+}
+
+// errStdinNotPipe is what Write returns when the child's stdin is not the
+// caller's to write.
+var errStdinNotPipe = fmt.Errorf("stdin comes from Cmd.Stdin: %w", ErrStdinClosed)
+
+// isQuietPipeEnd reports errors that only mean the other end went away.
+func isQuietPipeEnd(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed)
+}

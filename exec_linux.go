@@ -1,0 +1,129 @@
+package netrunner
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxSignal is the highest signal number the kernel knows (_NSIG - 1).
+const maxSignal = 64
+
+// leader is the child we spawned, the leader of its own process group. On
+// Linux it is held by a pidfd: signals sent through it cannot reach another
+// process that reuses the pid, and the pidfd turns readable when the child
+// exits, so the runtime poller, not a blocked thread, waits for the exit.
+type leader struct {
+	pid   int
+	pidfd *os.File
+}
+
+func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, cg *cgroup) (*leader, error) {
+	pidfd := -1
+	sys := &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd}
+	if pty {
+		// A terminal needs a session of its own; its leader leads the group too.
+		sys.Setpgid, sys.Setsid, sys.Setctty, sys.Ctty = false, true, true, 0
+	}
+	if cg != nil {
+		// clone3 with CLONE_INTO_CGROUP: the child is in the group before
+		// it runs a single instruction, so nothing it forks escapes.
+		sys.UseCgroupFD, sys.CgroupFD = true, cg.fd
+	}
+	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}
+	pid, _, err := syscall.StartProcess(path, argv, attr)
+	if cg != nil && (err == syscall.ENOSYS || err == syscall.E2BIG || err == syscall.EINVAL) {
+		// An older kernel: spawn, then move the child in.
+		sys.UseCgroupFD = false
+		if pid, _, err = syscall.StartProcess(path, argv, attr); err == nil {
+			if err = cg.enter(pid); err != nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+				var ws syscall.WaitStatus
+				syscall.Wait4(pid, &ws, 0, nil)
+				unix.Close(pidfd)
+				return nil, fmt.Errorf("cgroup: %w", err)
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(pidfd, true); err != nil {
+		// Not expected of a fresh pidfd; without it the exit can't be
+		// awaited on the poller, so undo the spawn.
+		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, 0, nil)
+		unix.Close(pidfd)
+		return nil, os.NewSyscallError("fcntl pidfd", err)
+	}
+	return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd")}, nil
+}
+
+// wait blocks until the leader has exited, then reaps it, setting *reaped
+// under mu in the same step, so that a group signal sent under mu never
+// follows the reaping.
+func (l *leader) wait(mu *sync.Mutex, reaped *bool) (ws syscall.WaitStatus, ru syscall.Rusage, err error) {
+	rc, err := l.pidfd.SyscallConn()
+	if err != nil {
+		return ws, ru, err
+	}
+	var werr error
+	rerr := rc.Read(func(uintptr) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for {
+			pid, err := syscall.Wait4(l.pid, &ws, syscall.WNOHANG, &ru)
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err != nil:
+				werr = err
+				*reaped = true
+				return true
+			case pid == l.pid:
+				*reaped = true
+				return true
+			}
+			return false // still running: park until the pidfd is readable
+		}
+	})
+	if rerr != nil {
+		return ws, ru, rerr
+	}
+	return ws, ru, werr
+}
+
+// signal signals the leader alone, through its pidfd.
+func (l *leader) signal(sig syscall.Signal) error {
+	rc, err := l.pidfd.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.PidfdSendSignal(int(fd), sig, nil, 0) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+func (l *leader) release() { l.pidfd.Close() }
+
+func killGroup(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }
+
+func maxRSSBytes(ru *syscall.Rusage) int64 { return ru.Maxrss << 10 } // KiB on Linux
+
+func setPipeSize(fd, size int) error {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, size); err != nil {
+		return os.NewSyscallError("fcntl F_SETPIPE_SZ", err)
+	}
+	return nil
+}
+
+
+func pipeCloexec(fds *[2]int) error {
+	return os.NewSyscallError("pipe2", unix.Pipe2(fds[:], unix.O_CLOEXEC))
+}

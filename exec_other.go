@@ -1,0 +1,110 @@
+//go:build !linux
+
+package netrunner
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// maxSignal is the highest signal number on the BSDs and darwin.
+const maxSignal = 31
+
+// leader is the child we spawned, the leader of its own process group.
+// Without pidfds the exit is awaited by a blocking wait4, and the reaping
+// is marked just after it: a group signal racing the exit may, in that
+// instant, find the number reused. Linux, where this is tested, has no
+// such window.
+type leader struct{ pid int }
+
+func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, _ *cgroup) (*leader, error) {
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	if pty {
+		sys.Setpgid, sys.Setsid, sys.Setctty, sys.Ctty = false, true, true, 0
+	}
+	pid, _, err := syscall.StartProcess(path, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys})
+	if err != nil {
+		return nil, err
+	}
+	return &leader{pid: pid}, nil
+}
+
+func (l *leader) wait(mu *sync.Mutex, reaped *bool) (ws syscall.WaitStatus, ru syscall.Rusage, err error) {
+	for {
+		_, err = syscall.Wait4(l.pid, &ws, 0, &ru)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	mu.Lock()
+	*reaped = true
+	mu.Unlock()
+	return ws, ru, err
+}
+
+func (l *leader) signal(sig syscall.Signal) error { return syscall.Kill(l.pid, sig) }
+
+func (l *leader) release() {}
+
+func killGroup(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }
+
+// endLeftovers: see group_linux.go. Without /proc the group id is all there
+// is to signal; zombies in the group count as members here.
+func endLeftovers(pgid int, grace time.Duration, kill <-chan struct{}) {
+	if syscall.Kill(-pgid, 0) != nil {
+		return
+	}
+	if grace >= 0 {
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		deadline := time.NewTimer(grace)
+		defer deadline.Stop()
+		for syscall.Kill(-pgid, 0) == nil {
+			select {
+			case <-deadline.C:
+			case <-kill:
+			case <-time.After(10 * time.Millisecond):
+				continue
+			}
+			break
+		}
+	}
+	syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+func setPipeSize(fd, size int) error { return nil }
+
+func (c *Cmd) validatePlatform() error {
+	if c.PipeSize != 0 {
+		return fmt.Errorf("netrunner: %q: PipeSize: %w", c.name(), ErrUnsupported)
+	}
+	if c.Cgroup != "" || len(c.CgroupSettings) > 0 {
+		return fmt.Errorf("netrunner: %q: Cgroup: %w", c.name(), ErrUnsupported)
+	}
+	return nil
+}
+
+// maxRSSBytes converts ru_maxrss, which darwin counts in bytes and the BSDs
+// in KiB.
+func maxRSSBytes(ru *syscall.Rusage) int64 {
+	if runtime.GOOS == "darwin" {
+		return ru.Maxrss
+	}
+	return ru.Maxrss << 10
+}
+
+// pipeCloexec makes a pipe whose ends no other child inherits. darwin lacks
+// pipe2, so the flag is set under ForkLock, as package syscall does.
+func pipeCloexec(fds *[2]int) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	if err := syscall.Pipe(fds[:]); err != nil {
+		return os.NewSyscallError("pipe", err)
+	}
+	syscall.CloseOnExec(fds[0])
+	syscall.CloseOnExec(fds[1])
+	return nil
+}

@@ -1,0 +1,95 @@
+package netrunner
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A pipe connects the parent to one of the child's standard streams. The
+// parent's end is nonblocking and wrapped by os.NewFile, which registers it
+// with the runtime poller: a goroutine waiting on it is parked by epoll or
+// kqueue instead of holding an OS thread, and deadlines interrupt it. The
+// child's end stays an ordinary blocking descriptor, as programs expect.
+type pipe struct {
+	parent *os.File
+	child  int // a raw fd: it only lives until the child is spawned
+}
+
+// newPipe makes a pipe; parentReads says which end the parent keeps.
+// Both ends are close-on-exec so no other child inherits them; the spawn
+// dup2s the child's end onto 0, 1 or 2, which clears the flag there.
+func newPipe(name string, parentReads bool, size int) (pipe, error) {
+	var fds [2]int
+	if err := pipeCloexec(&fds); err != nil {
+		return pipe{child: -1}, err
+	}
+	parentFD, childFD := fds[0], fds[1]
+	if !parentReads {
+		parentFD, childFD = fds[1], fds[0]
+	}
+	if size > 0 {
+		if err := setPipeSize(parentFD, size); err != nil {
+			unix.Close(parentFD)
+			unix.Close(childFD)
+			return pipe{child: -1}, err
+		}
+	}
+	if err := unix.SetNonblock(parentFD, true); err != nil {
+		unix.Close(parentFD)
+		unix.Close(childFD)
+		return pipe{child: -1}, os.NewSyscallError("fcntl", err)
+	}
+	return pipe{parent: os.NewFile(uintptr(parentFD), name), child: childFD}, nil
+}
+
+// closeChild closes the child's end once the child holds its own copy.
+func (p *pipe) closeChild() {
+	if p.child >= 0 {
+		unix.Close(p.child)
+		p.child = -1
+	}
+}
+
+// closeAll undoes newPipe on a failed start.
+func (p *pipe) closeAll() {
+	p.closeChild()
+	if p.parent != nil {
+		p.parent.Close()
+	}
+}
+
+// past is a deadline that has always expired; setting it wakes a parked
+// reader or writer at once.
+var past = time.Unix(1, 0)
+
+// withContext runs io, an operation on f, so that it returns promptly with
+// ctx.Err() when ctx ends: ending the context sets an expired deadline,
+// which the poller turns into os.ErrDeadlineExceeded. The deadline is
+// cleared again, so f stays usable. A context that can never end costs
+// nothing here, which keeps the common path free of allocations.
+func withContext(ctx context.Context, setDeadline func(time.Time) error, io func() (int, error)) (int, error) {
+	if ctx.Done() == nil {
+		return io()
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		setDeadline(past)
+		close(fired)
+	})
+	n, err := io()
+	if !stop() {
+		<-fired
+		setDeadline(time.Time{})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = ctx.Err()
+		}
+	}
+	return n, err
+}

@@ -1,0 +1,301 @@
+package netrunner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// A Process is a started command. Its methods are safe for concurrent use.
+type Process struct {
+	Stdout *Stream // stdout (and stderr with StderrToStdout; the terminal with PTY)
+	Stderr *Stream // non-nil only with StderrStream
+
+	name        string
+	pid         int
+	leader      *leader
+	cgroup      *cgroup // with Cmd.Cgroup
+	killTimeout time.Duration
+	startedAt   time.Time
+
+	pty        *os.File // the terminal master, with Cmd.PTY
+	stdin      *os.File // nil when the child's stdin is not a pipe of ours
+	stdinOwned bool     // the caller writes stdin (not a copy of Cmd.Stdin)
+	stdinSem   chan struct{}
+	stdinShut  sync.Once
+	stdinDone  atomic.Bool
+
+	stderrTail *tail
+	drained    chan struct{} // closed when the stderr tail is complete
+
+	bytesIn, bytesOut, bytesErr, reads, writes atomic.Int64
+
+	unwatch  func() bool // releases the Start context
+	stopOnce sync.Once
+	killOnce sync.Once
+	killNow  chan struct{} // closed by Kill: leftovers get SIGKILL without grace
+	done     chan struct{}
+
+	mu        sync.Mutex // guards the fields below
+	reaped    bool       // once true, the group may be gone: no more kill(-pgid)
+	exitedAt  time.Time
+	status    syscall.WaitStatus
+	rusage    syscall.Rusage
+	stopCause error // the context error that made us stop the process
+	copyErr   error // reading Cmd.Stdin failed
+	waitErr   error
+}
+
+func newProcess(ctx context.Context, c *Cmd, l *leader, s *stdio, cg *cgroup) *Process {
+	p := &Process{
+		name:        c.name(),
+		pid:         l.pid,
+		leader:      l,
+		cgroup:      cg,
+		killTimeout: c.killTimeout(),
+		startedAt:   time.Now(),
+		pty:         s.pty,
+		stdin:       s.stdin,
+		stdinOwned:  s.stdin != nil && s.copy == nil,
+		stdinSem:    make(chan struct{}, 1),
+		killNow:     make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	guardWatch(p.pid)
+	size := c.chunkSize()
+	p.Stdout = newStream(fmt.Sprintf("%q stdout", p.name), s.stdout, size, s.pty != nil, &p.bytesOut, &p.reads)
+	var drainer *Stream
+	switch c.Stderr {
+	case StderrStream:
+		p.Stderr = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, size, false, &p.bytesErr, &p.reads)
+	case StderrTail:
+		drainer = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, 32<<10, false, &p.bytesErr, &p.reads)
+		p.stderrTail = &tail{n: stderrTailSize}
+	}
+	p.drained = make(chan struct{})
+	if drainer != nil {
+		go func() {
+			defer close(p.drained)
+			drainer.WriteTo(p.stderrTail)
+		}()
+	} else {
+		close(p.drained)
+	}
+	if s.copy != nil {
+		go p.copyStdin(s.copy)
+	}
+	p.watch(ctx)
+	go p.supervise(drainer)
+	return p
+}
+
+// watch ties the process to ctx: when ctx ends first, the process is stopped.
+func (p *Process) watch(ctx context.Context) {
+	p.unwatch = context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		if !p.reaped {
+			p.stopCause = ctx.Err()
+		}
+		p.mu.Unlock()
+		p.Stop(context.Background())
+	})
+}
+
+// supervise waits for the leader, reaps it, ends what is left of its group,
+// and then marks the process done.
+func (p *Process) supervise(drainer *Stream) {
+	status, rusage, err := p.leader.wait(&p.mu, &p.reaped)
+	p.mu.Lock()
+	p.exitedAt = time.Now()
+	p.status, p.rusage = status, rusage
+	p.mu.Unlock()
+
+	endLeftovers(p.pid, p.killTimeout, p.killNow)
+	p.cgroup.end()
+	guardForget(p.pid)
+	p.leader.release()
+	p.closeStdin()
+	// The group is gone: whatever the pipes still hold is all there is.
+	if !p.Stdout.pty {
+		p.Stdout.processGone()
+	}
+	for _, s := range []*Stream{p.Stderr, drainer} {
+		if s != nil {
+			s.processGone()
+		}
+	}
+	<-p.drained
+	p.unwatch()
+
+	p.mu.Lock()
+	switch {
+	case err != nil:
+		p.waitErr = fmt.Errorf("netrunner: %q: wait: %w", p.name, err)
+	case status.Exited() && status.ExitStatus() == 0 && p.stopCause == nil:
+		if p.copyErr != nil {
+			p.waitErr = fmt.Errorf("netrunner: %q: reading Stdin: %w", p.name, p.copyErr)
+		}
+	default:
+		e := &ExitError{Code: status.ExitStatus(), name: p.name, cause: p.stopCause}
+		if status.Signaled() {
+			e.Code, e.Signal = -1, status.Signal()
+		}
+		if p.stderrTail != nil {
+			e.Stderr = p.stderrTail.bytes()
+		}
+		p.waitErr = e
+	}
+	p.mu.Unlock()
+	close(p.done)
+}
+
+// Pid returns the process id of the child, which is also its process group id.
+func (p *Process) Pid() int { return p.pid }
+
+// Done returns a channel closed once the process has exited, been reaped,
+// and nothing is left of its process group.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Wait waits until the process is done and returns nil if it exited with
+// status 0, otherwise an *ExitError (which also matches the context error
+// if the Start context ended the process). ctx only bounds the waiting: when
+// it ends first, Wait returns its error and the process runs on. Wait may be
+// called any number of times, from many goroutines.
+func (p *Process) Wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return p.result()
+	case <-ctx.Done():
+		select {
+		case <-p.done:
+			return p.result()
+		default:
+		}
+		return fmt.Errorf("netrunner: %q: wait: %w", p.name, ctx.Err())
+	}
+}
+
+func (p *Process) result() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waitErr
+}
+
+// ExitCode returns the exit code of the exited process, or -1 while it is
+// running or when a signal ended it.
+func (p *Process) ExitCode() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.reaped || !p.status.Exited() {
+		return -1
+	}
+	return p.status.ExitStatus()
+}
+
+// Signal sends sig to the process group of the child. Once the child has
+// been reaped it returns an error wrapping os.ErrProcessDone. Signal 0 only
+// checks that the group can be signalled.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if sig < 0 || sig > maxSignal {
+		return fmt.Errorf("netrunner: %q: signal %d is outside 0..%d", p.name, int(sig), maxSignal)
+	}
+	if err := p.signalGroup(sig); err != nil {
+		return fmt.Errorf("netrunner: %q: signal %v: %w", p.name, sig, err)
+	}
+	return nil
+}
+
+// signalGroup signals the group while the leader is unreaped: the unreaped
+// leader holds its pid, and so the group's id, so the signal cannot reach a
+// group that reuses the number.
+func (p *Process) signalGroup(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return os.ErrProcessDone
+	}
+	err := killGroup(p.pid, sig)
+	if err == syscall.ESRCH {
+		// The leader left its group (setpgid, setsid); it still exists.
+		err = p.leader.signal(sig)
+	}
+	return err
+}
+
+// Stop stops the process gracefully: SIGTERM to its group, then SIGKILL
+// after KillTimeout (at once if KillTimeout < 0), and waits until it is
+// reaped. It returns what Wait returns; ctx bounds the waiting only, the
+// SIGKILL comes on time either way. Stop is idempotent and safe to call
+// after the process exited.
+func (p *Process) Stop(ctx context.Context) error {
+	p.stopOnce.Do(func() {
+		if p.killTimeout < 0 {
+			p.Kill()
+			return
+		}
+		p.signalGroup(syscall.SIGTERM)
+		go func() {
+			t := time.NewTimer(p.killTimeout)
+			defer t.Stop()
+			select {
+			case <-p.done:
+			case <-t.C:
+				p.Kill()
+			}
+		}()
+	})
+	return p.Wait(ctx)
+}
+
+// Kill sends SIGKILL to the process group now, and to whatever is left of
+// the group after the child exits. It is idempotent.
+func (p *Process) Kill() error {
+	err := p.signalGroup(syscall.SIGKILL)
+	p.killOnce.Do(func() { close(p.killNow) })
+	if err != nil && err != os.ErrProcessDone && err != syscall.ESRCH {
+		return fmt.Errorf("netrunner: %q: kill: %w", p.name, err)
+	}
+	return nil
+}
+
+// Stats returns the process's counters so far.
+func (p *Process) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := Stats{
+		BytesIn:   p.bytesIn.Load(),
+		BytesOut:  p.bytesOut.Load(),
+		BytesErr:  p.bytesErr.Load(),
+		Reads:     p.reads.Load(),
+		Writes:    p.writes.Load(),
+		StartedAt: p.startedAt,
+		ExitCode:  -1,
+	}
+	if !p.reaped {
+		st.Duration = time.Since(p.startedAt)
+		return st
+	}
+	st.Duration = p.exitedAt.Sub(p.startedAt)
+	if p.status.Exited() {
+		st.ExitCode = p.status.ExitStatus()
+	}
+	st.UserTime = time.Duration(p.rusage.Utime.Nano())
+	st.SystemTime = time.Duration(p.rusage.Stime.Nano())
+	st.MaxRSS = maxRSSBytes(&p.rusage)
+	return st
+}
+
+// Stats are a process's counters.
+type Stats struct {
+	BytesIn, BytesOut, BytesErr int64 // written to stdin, read from stdout, read from stderr
+	Reads, Writes               int64 // read and write calls that moved data
+	StartedAt                   time.Time
+	Duration                    time.Duration // until exit, or until now while running
+	ExitCode                    int           // -1 while running or if signalled
+	UserTime, SystemTime        time.Duration // the child's CPU time, from its rusage
+	MaxRSS                      int64         // the child's peak resident set, bytes
+}
