@@ -185,12 +185,20 @@ func (c *Cmd) env() []string {
 // Input is checked before anything is spawned: see ErrInvalidCommand. A
 // missing program wraps exec.ErrNotFound. Every error names the command.
 func (c *Cmd) Start(ctx context.Context) (*Process, error) {
-	return c.start(ctx, false)
+	return c.start(ctx, wiring{stdin: -1, stdout: -1})
 }
 
-// start starts the command; oneShot gives the child an empty stdin when
-// Stdin is nil, for Run, Output, Chunks and Lines.
-func (c *Cmd) start(ctx context.Context, oneShot bool) (*Process, error) {
+// wiring says how start connects a child beyond what its Cmd says.
+type wiring struct {
+	oneShot bool   // a nil Stdin is empty, not a pipe for Write: Run, Output, Chunks, Lines
+	stdin   int    // >= 0: the child's stdin, e.g. the pipe from a previous pipeline stage
+	stdout  int    // >= 0: the child's stdout, e.g. the pipe to the next stage
+	name    string // how errors name the process, if not by its command
+}
+
+var oneShot = wiring{oneShot: true, stdin: -1, stdout: -1}
+
+func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
 	if ctx == nil {
 		return nil, invalidf(c.name(), "nil context")
 	}
@@ -218,7 +226,7 @@ func (c *Cmd) start(ctx context.Context, oneShot bool) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
 	}
-	s, err := c.newStdio(oneShot)
+	s, err := c.newStdio(w)
 	if err != nil {
 		cg.end()
 		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
@@ -230,7 +238,11 @@ func (c *Cmd) start(ctx context.Context, oneShot bool) (*Process, error) {
 		cg.end()
 		return nil, fmt.Errorf("netrunner: %q: start: %w", c.name(), err)
 	}
-	return newProcess(ctx, c, l, s, cg), nil
+	name := w.name
+	if name == "" {
+		name = c.name()
+	}
+	return newProcess(ctx, c, name, l, s, cg), nil
 }
 
 // errStdinNotPipe is what Write returns when the child's stdin is not the

@@ -123,7 +123,6 @@ func setPipeSize(fd, size int) error {
 	return nil
 }
 
-
 func pipeCloexec(fds *[2]int) error {
 	return os.NewSyscallError("pipe2", unix.Pipe2(fds[:], unix.O_CLOEXEC))
 }

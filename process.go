@@ -18,7 +18,8 @@ type Process struct {
 	name        string
 	pid         int
 	leader      *leader
-	cgroup      *cgroup // with Cmd.Cgroup
+	stages      []*Process // a pipeline's stages; see pipeline.go
+	cgroup      *cgroup    // with Cmd.Cgroup
 	killTimeout time.Duration
 	startedAt   time.Time
 
@@ -50,9 +51,9 @@ type Process struct {
 	waitErr   error
 }
 
-func newProcess(ctx context.Context, c *Cmd, l *leader, s *stdio, cg *cgroup) *Process {
+func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, cg *cgroup) *Process {
 	p := &Process{
-		name:        c.name(),
+		name:        name,
 		pid:         l.pid,
 		leader:      l,
 		cgroup:      cg,
@@ -67,7 +68,9 @@ func newProcess(ctx context.Context, c *Cmd, l *leader, s *stdio, cg *cgroup) *P
 	}
 	guardWatch(p.pid)
 	size := c.chunkSize()
-	p.Stdout = newStream(fmt.Sprintf("%q stdout", p.name), s.stdout, size, s.pty != nil, &p.bytesOut, &p.reads)
+	if s.stdout != nil {
+		p.Stdout = newStream(fmt.Sprintf("%q stdout", p.name), s.stdout, size, s.pty != nil, &p.bytesOut, &p.reads)
+	}
 	var drainer *Stream
 	switch c.Stderr {
 	case StderrStream:
@@ -120,11 +123,8 @@ func (p *Process) supervise(drainer *Stream) {
 	p.leader.release()
 	p.closeStdin()
 	// The group is gone: whatever the pipes still hold is all there is.
-	if !p.Stdout.pty {
-		p.Stdout.processGone()
-	}
-	for _, s := range []*Stream{p.Stderr, drainer} {
-		if s != nil {
+	for _, s := range []*Stream{p.Stdout, p.Stderr, drainer} {
+		if s != nil && !s.pty {
 			s.processGone()
 		}
 	}
@@ -213,6 +213,9 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // leader holds its pid, and so the group's id, so the signal cannot reach a
 // group that reuses the number.
 func (p *Process) signalGroup(sig syscall.Signal) error {
+	if p.stages != nil {
+		return p.signalStages(func(s *Process) error { return s.signalGroup(sig) })
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.reaped {
@@ -232,6 +235,12 @@ func (p *Process) signalGroup(sig syscall.Signal) error {
 // SIGKILL comes on time either way. Stop is idempotent and safe to call
 // after the process exited.
 func (p *Process) Stop(ctx context.Context) error {
+	if p.stages != nil {
+		for _, s := range p.stages {
+			go s.Stop(context.Background())
+		}
+		return p.Wait(ctx)
+	}
 	p.stopOnce.Do(func() {
 		if p.killTimeout < 0 {
 			p.Kill()
@@ -254,6 +263,9 @@ func (p *Process) Stop(ctx context.Context) error {
 // Kill sends SIGKILL to the process group now, and to whatever is left of
 // the group after the child exits. It is idempotent.
 func (p *Process) Kill() error {
+	if p.stages != nil {
+		return p.signalStages((*Process).Kill)
+	}
 	err := p.signalGroup(syscall.SIGKILL)
 	p.killOnce.Do(func() { close(p.killNow) })
 	if err != nil && err != os.ErrProcessDone && err != syscall.ESRCH {
@@ -277,16 +289,41 @@ func (p *Process) Stats() Stats {
 	}
 	if !p.reaped {
 		st.Duration = time.Since(p.startedAt)
+		if p.stages != nil {
+			return p.pipelineStats(st)
+		}
 		return st
 	}
 	st.Duration = p.exitedAt.Sub(p.startedAt)
 	if p.status.Exited() {
 		st.ExitCode = p.status.ExitStatus()
 	}
+	if p.stages != nil {
+		return p.pipelineStats(st)
+	}
 	st.UserTime = time.Duration(p.rusage.Utime.Nano())
 	st.SystemTime = time.Duration(p.rusage.Stime.Nano())
 	st.MaxRSS = maxRSSBytes(&p.rusage)
 	return st
+}
+
+// signalStages applies signal to every stage and returns the first error
+// other than the stage being done already.
+func (p *Process) signalStages(signal func(*Process) error) error {
+	var first error
+	done := 0
+	for _, s := range p.stages {
+		switch err := signal(s); {
+		case err == os.ErrProcessDone:
+			done++
+		case err != nil && first == nil:
+			first = err
+		}
+	}
+	if first == nil && done == len(p.stages) {
+		return os.ErrProcessDone
+	}
+	return first
 }
 
 // Stats are a process's counters.

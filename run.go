@@ -2,6 +2,7 @@ package netrunner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -25,7 +26,7 @@ type Result struct {
 // process was stopped; Stdout holds the first MaxOutput bytes), or one
 // matching the context's error when ctx ended the run.
 func (c *Cmd) Run(ctx context.Context) (*Result, error) {
-	p, err := c.start(ctx, true)
+	p, err := c.start(ctx, oneShot)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +129,13 @@ func (c *Cmd) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
 		c.each(ctx, yield, func(p *Process) func() ([]byte, error) {
 			lr := newLineReader(func() ([]byte, error) { return p.Stdout.Next(context.Background()) }, limit, false)
-			return lr.Line
+			return func() ([]byte, error) {
+				line, err := lr.Line()
+				if errors.Is(err, ErrLineTooLong) {
+					err = fmt.Errorf("netrunner: %q stdout: %w", p.name, err)
+				}
+				return line, err
+			}
 		})
 	}
 }
@@ -137,7 +144,7 @@ func (c *Cmd) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
 // the run's error if any. Whatever way the loop ends, including a panic in
 // its body, the process is stopped and reaped before each returns.
 func (c *Cmd) each(ctx context.Context, yield func([]byte, error) bool, reader func(*Process) func() ([]byte, error)) {
-	p, err := c.start(ctx, true)
+	p, err := c.start(ctx, oneShot)
 	if err != nil {
 		yield(nil, err)
 		return
@@ -154,7 +161,7 @@ func (c *Cmd) each(ctx context.Context, yield func([]byte, error) bool, reader f
 		}
 		if err != nil {
 			p.Stop(context.Background())
-			yield(nil, fmt.Errorf("netrunner: %q: %w", p.name, err))
+			yield(nil, err)
 			return
 		}
 		if !yield(b, nil) {

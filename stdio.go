@@ -25,7 +25,7 @@ type stdio struct {
 	pty    *os.File // the terminal master; also stdin and stdout above
 }
 
-func (c *Cmd) newStdio(oneShot bool) (s *stdio, err error) {
+func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
 	s = &stdio{child: [3]int{-1, -1, -1}}
 	defer func() {
 		if err != nil {
@@ -62,9 +62,12 @@ func (c *Cmd) newStdio(oneShot bool) (s *stdio, err error) {
 
 	switch in := c.Stdin.(type) {
 	case nil:
-		if oneShot {
+		switch {
+		case w.stdin >= 0:
+			s.child[0] = w.stdin
+		case w.oneShot:
 			s.child[0], err = openDevNull()
-		} else {
+		default:
 			s.stdin, s.child[0], err = makePipe("stdin", false)
 		}
 	case *os.File:
@@ -77,7 +80,9 @@ func (c *Cmd) newStdio(oneShot bool) (s *stdio, err error) {
 	if err != nil {
 		return s, err
 	}
-	if s.stdout, s.child[1], err = makePipe("stdout", true); err != nil {
+	if w.stdout >= 0 {
+		s.child[1] = w.stdout
+	} else if s.stdout, s.child[1], err = makePipe("stdout", true); err != nil {
 		return s, err
 	}
 	switch c.Stderr {
@@ -148,6 +153,9 @@ func (t *tail) bytes() []byte {
 // from several goroutines do not interleave. After CloseStdin, or when
 // Cmd.Stdin feeds the child, it returns an error wrapping ErrStdinClosed.
 func (p *Process) Write(ctx context.Context, b []byte) (int, error) {
+	if p.stages != nil {
+		return p.stages[0].Write(ctx, b)
+	}
 	if !p.stdinOwned {
 		return 0, fmt.Errorf("netrunner: %q: write: %w", p.name, errStdinNotPipe)
 	}
@@ -186,6 +194,9 @@ func (p *Process) countWrite(n int) {
 // terminal's end-of-file character (VEOF, normally Ctrl-D), which a child
 // reading the terminal in canonical mode sees as the end of its input.
 func (p *Process) CloseStdin() error {
+	if p.stages != nil {
+		return p.stages[0].CloseStdin()
+	}
 	if p.pty != nil {
 		if err := p.sendEOF(); err != nil {
 			return fmt.Errorf("netrunner: %q: close stdin: %w", p.name, err)

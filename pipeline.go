@@ -1,0 +1,169 @@
+package netrunner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Pipeline returns a Pipe that runs cmds as `a | b | c`: each stage's stdout
+// is the next stage's stdin, through a kernel pipe that the Go process never
+// reads. Each Cmd configures its stage as usual (its Stderr mode, Env, Dir,
+// KillTimeout, Cgroup); stdin is the previous stage, except for the first.
+func Pipeline(cmds ...*Cmd) *Pipe { return &Pipe{cmds: cmds} }
+
+// A Pipe is a pipeline of commands; see Pipeline. Like a Cmd, it starts once.
+type Pipe struct {
+	cmds    []*Cmd
+	started atomic.Bool
+}
+
+// Start starts every stage and returns a Process that stands for the whole
+// pipeline:
+//   - Write and CloseStdin feed the first stage (unless its Cmd.Stdin is set);
+//     Pid is the first stage's.
+//   - Stdout streams the last stage's stdout with the usual demand; Stderr is
+//     the last stage's, with StderrStream.
+//   - Signal, Stop, Kill and the end of ctx reach every stage (each runs in a
+//     process group of its own).
+//   - Wait returns once every stage is reaped and reports the first stage, in
+//     pipeline order, that failed (like the shell's pipefail): an
+//     *ExitError that names the stage and carries its stderr tail.
+//   - Stats count bytes into the first stage and out of the last; the bytes
+//     between stages never pass through Go.
+//
+// If a stage fails to start, the stages already started are killed and
+// reaped, and the error names the stage.
+func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
+	names := make([]string, len(pl.cmds))
+	for i, c := range pl.cmds {
+		if c == nil {
+			return nil, invalidf("pipeline", "stage %d is a nil *Cmd", i+1)
+		}
+		names[i] = c.name()
+	}
+	line := strings.Join(names, " | ")
+	if len(pl.cmds) == 0 {
+		return nil, invalidf("pipeline", "no commands")
+	}
+	for i, c := range pl.cmds {
+		if err := c.validate(); err != nil {
+			return nil, fmt.Errorf("netrunner: %q: stage %d: %w", line, i+1, err)
+		}
+		if c.PTY != nil {
+			return nil, invalidf(line, "stage %d has a PTY; pipeline stages talk through pipes", i+1)
+		}
+		if i > 0 && c.Stdin != nil {
+			return nil, invalidf(line, "stage %d has Stdin set; its stdin is stage %d", i+1, i)
+		}
+	}
+	if pl.started.Swap(true) {
+		return nil, fmt.Errorf("netrunner: %q: already started; a Pipe runs once", line)
+	}
+
+	// links[i] connects stage i to stage i+1; both ends go to children, so
+	// both stay blocking.
+	links := make([][2]int, len(pl.cmds)-1)
+	closeLinks := func() {
+		for _, l := range links {
+			for _, fd := range l {
+				if fd > 0 {
+					unix.Close(fd)
+				}
+			}
+		}
+	}
+	for i := range links {
+		if err := pipeCloexec(&links[i]); err != nil {
+			closeLinks()
+			return nil, fmt.Errorf("netrunner: %q: %w", line, err)
+		}
+		if size := pl.cmds[i].PipeSize; size > 0 {
+			if err := setPipeSize(links[i][1], size); err != nil {
+				closeLinks()
+				return nil, fmt.Errorf("netrunner: %q: stage %d: %w", line, i+1, err)
+			}
+		}
+	}
+
+	stages := make([]*Process, 0, len(pl.cmds))
+	for i, c := range pl.cmds {
+		w := wiring{stdin: -1, stdout: -1, name: fmt.Sprintf("%s (stage %d of %d)", names[i], i+1, len(names))}
+		if i > 0 {
+			w.stdin = links[i-1][0]
+		}
+		if i < len(links) {
+			w.stdout = links[i][1]
+		}
+		p, err := c.start(ctx, w)
+		if err != nil {
+			closeLinks()
+			for _, s := range stages {
+				s.Kill()
+				s.Wait(context.Background())
+				if s.Stdout != nil {
+					s.Stdout.Close()
+				}
+			}
+			return nil, fmt.Errorf("netrunner: %q: stage %d: %w", line, i+1, err)
+		}
+		stages = append(stages, p)
+	}
+	// The parent's copies must go, or the readers never see EOF.
+	closeLinks()
+	return newPipelineProcess(line, stages), nil
+}
+
+func newPipelineProcess(line string, stages []*Process) *Process {
+	first, last := stages[0], stages[len(stages)-1]
+	p := &Process{
+		Stdout:    last.Stdout,
+		Stderr:    last.Stderr,
+		name:      line,
+		pid:       first.pid,
+		startedAt: first.startedAt,
+		stages:    stages,
+		done:      make(chan struct{}),
+	}
+	go func() {
+		var failed *Process
+		for _, s := range stages {
+			<-s.done
+			if failed == nil && s.result() != nil {
+				failed = s
+			}
+		}
+		if failed == nil {
+			failed = last
+		}
+		failed.mu.Lock()
+		status, err := failed.status, failed.waitErr
+		failed.mu.Unlock()
+		p.mu.Lock()
+		p.reaped, p.status, p.waitErr, p.exitedAt = true, status, err, time.Now()
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	return p
+}
+
+// pipelineStats adds up the stages' counters: what came in went to the
+// first stage, what came out came from the last.
+func (p *Process) pipelineStats(st Stats) Stats {
+	st.BytesIn = p.stages[0].bytesIn.Load()
+	st.BytesOut = p.stages[len(p.stages)-1].bytesOut.Load()
+	for _, s := range p.stages {
+		ss := s.Stats()
+		st.BytesErr += ss.BytesErr
+		st.Reads += ss.Reads
+		st.Writes += ss.Writes
+		st.UserTime += ss.UserTime
+		st.SystemTime += ss.SystemTime
+		st.MaxRSS = max(st.MaxRSS, ss.MaxRSS)
+	}
+	return st
+}
