@@ -33,7 +33,10 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 	return &leader{pid: pid}, nil
 }
 
-func (l *leader) wait(mu *sync.Mutex, reaped *bool) (ws syscall.WaitStatus, ru syscall.Rusage, err error) {
+func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.Rusage, error)) {
+	var ws syscall.WaitStatus
+	var ru syscall.Rusage
+	var err error
 	for {
 		_, err = syscall.Wait4(l.pid, &ws, 0, &ru)
 		if err != syscall.EINTR {
@@ -41,9 +44,8 @@ func (l *leader) wait(mu *sync.Mutex, reaped *bool) (ws syscall.WaitStatus, ru s
 		}
 	}
 	mu.Lock()
-	*reaped = true
-	mu.Unlock()
-	return ws, ru, err
+	defer mu.Unlock()
+	reaped(ws, &ru, err)
 }
 
 func (l *leader) signal(sig syscall.Signal) error { return syscall.Kill(l.pid, sig) }
@@ -108,3 +110,5 @@ func pipeCloexec(fds *[2]int) error {
 	syscall.CloseOnExec(fds[1])
 	return nil
 }
+
+func growPipe(fd int) {}

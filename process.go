@@ -70,11 +70,13 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 	size := c.chunkSize()
 	if s.stdout != nil {
 		p.Stdout = newStream(fmt.Sprintf("%q stdout", p.name), s.stdout, size, s.pty != nil, &p.bytesOut, &p.reads)
+		p.Stdout.canGrow = c.PipeSize == 0 && s.pty == nil
 	}
 	var drainer *Stream
 	switch c.Stderr {
 	case StderrStream:
 		p.Stderr = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, size, false, &p.bytesErr, &p.reads)
+		p.Stderr.canGrow = c.PipeSize == 0
 	case StderrTail:
 		drainer = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, 32<<10, false, &p.bytesErr, &p.reads)
 		p.stderrTail = &tail{n: stderrTailSize}
@@ -111,11 +113,13 @@ func (p *Process) watch(ctx context.Context) {
 // supervise waits for the leader, reaps it, ends what is left of its group,
 // and then marks the process done.
 func (p *Process) supervise(drainer *Stream) {
-	status, rusage, err := p.leader.wait(&p.mu, &p.reaped)
-	p.mu.Lock()
-	p.exitedAt = time.Now()
-	p.status, p.rusage = status, rusage
-	p.mu.Unlock()
+	var waitErr error
+	p.leader.wait(&p.mu, func(status syscall.WaitStatus, rusage *syscall.Rusage, err error) {
+		p.reaped, p.exitedAt, p.status, waitErr = true, time.Now(), status, err
+		if rusage != nil {
+			p.rusage = *rusage
+		}
+	})
 
 	endLeftovers(p.pid, p.killTimeout, p.killNow)
 	p.cgroup.end()
@@ -132,9 +136,10 @@ func (p *Process) supervise(drainer *Stream) {
 	p.unwatch()
 
 	p.mu.Lock()
+	status := p.status
 	switch {
-	case err != nil:
-		p.waitErr = fmt.Errorf("netrunner: %q: wait: %w", p.name, err)
+	case waitErr != nil:
+		p.waitErr = fmt.Errorf("netrunner: %q: wait: %w", p.name, waitErr)
 	case status.Exited() && status.ExitStatus() == 0 && p.stopCause == nil:
 		if p.copyErr != nil {
 			p.waitErr = fmt.Errorf("netrunner: %q: reading Stdin: %w", p.name, p.copyErr)

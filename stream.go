@@ -47,6 +47,13 @@ type Stream struct {
 
 	bytes, reads *atomic.Int64 // the process's Stats counters
 
+	// A pipe starts at the kernel's default size. Once reads keep coming
+	// back full, the producer is outrunning the pipe, and a bigger pipe
+	// lets each wakeup move more; see growPipe. canGrow and fullReads
+	// belong to the reader holding sem.
+	canGrow   bool
+	fullReads int
+
 	mu          sync.Mutex
 	end         error // sticky: io.EOF, a read error, or errStreamClosed
 	credit      int   // see demand.go
@@ -83,10 +90,14 @@ func newStream(name string, f *os.File, chunkSize int, pty bool, bytes, reads *a
 // valid until the next call of Next. When ctx ends first, Next returns its
 // error promptly and the Stream stays usable.
 func (s *Stream) Next(ctx context.Context) ([]byte, error) {
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer s.release()
 	if s.next == nil {
 		s.next = make([]byte, s.chunkSize)
 	}
-	n, err := s.read(ctx, s.next)
+	n, err := s.readLocked(ctx, s.next)
 	return s.next[:n], err
 }
 
@@ -101,9 +112,15 @@ func (s *Stream) Read(p []byte) (int, error) {
 
 // WriteTo implements io.WriterTo: it copies the Stream to w until the end,
 // reading one chunk at a time, so w's pace is the child's pace.
+//
+// When w is a pipe, socket or file (an *os.File or net.Conn), the data
+// moves with splice(2) on Linux, without passing through user space.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) {
+	total, ok, err := s.spliceTo(w)
+	if ok && err != errDrainOnly {
+		return total, err
+	}
 	buf := make([]byte, s.chunkSize)
-	var total int64
 	for {
 		n, err := s.read(context.Background(), buf)
 		if n > 0 {
@@ -167,14 +184,29 @@ func (s *Stream) processGone() {
 	s.file.SetReadDeadline(past)
 }
 
-// read is the one place that reads the pipe.
-func (s *Stream) read(ctx context.Context, b []byte) (int, error) {
+// acquire waits for the turn to read; release ends it.
+func (s *Stream) acquire(ctx context.Context) error {
 	select {
 	case s.sem <- struct{}{}:
+		return nil
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
-	defer func() { <-s.sem }()
+}
+
+func (s *Stream) release() { <-s.sem }
+
+// read reads the pipe once its turn comes.
+func (s *Stream) read(ctx context.Context, b []byte) (int, error) {
+	if err := s.acquire(ctx); err != nil {
+		return 0, err
+	}
+	defer s.release()
+	return s.readLocked(ctx, b)
+}
+
+// readLocked is the one place that reads the pipe.
+func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 	for {
 		if err := s.ended(); err != nil {
 			return 0, err
@@ -189,6 +221,7 @@ func (s *Stream) read(ctx context.Context, b []byte) (int, error) {
 		if n > 0 {
 			s.bytes.Add(int64(n))
 			s.reads.Add(1)
+			s.noteFullness(n == len(b))
 			return n, nil
 		}
 		switch {
@@ -207,6 +240,25 @@ func (s *Stream) read(ctx context.Context, b []byte) (int, error) {
 		}
 		s.setEnd(err)
 		return 0, err
+	}
+}
+
+// hotReads is how many full reads in a row make a stream hot.
+const hotReads = 4
+
+func (s *Stream) noteFullness(full bool) {
+	if !s.canGrow {
+		return
+	}
+	if !full {
+		s.fullReads = 0
+		return
+	}
+	if s.fullReads++; s.fullReads >= hotReads {
+		s.canGrow = false
+		if rc, err := s.file.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { growPipe(int(fd)) })
+		}
 	}
 }
 

@@ -1,0 +1,389 @@
+package netrunner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testTimeout bounds the life of every process a test starts: the context
+// from testCtx ends then, which stops the process, so a test that hangs on a
+// bug fails instead of hanging the whole suite.
+const testTimeout = 30 * time.Second
+
+// testCtx returns a context for one test's processes, cancelled when the
+// test ends.
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// sh returns a Cmd running script with sh -c.
+func sh(script string) *Cmd { return Command("sh", "-c", script) }
+
+// start starts c and registers a cleanup that kills what is left of it,
+// waits for it to be reaped and closes its streams, so that a failing test
+// leaks nothing into the next one (or into goleak).
+func start(t testing.TB, ctx context.Context, c *Cmd) *Process {
+	t.Helper()
+	p, err := c.Start(ctx)
+	if err != nil {
+		t.Fatalf("Start %q: %v", c.Args, err)
+	}
+	if p == nil {
+		t.Fatalf("Start %q: nil Process and nil error", c.Args)
+	}
+	t.Cleanup(func() { reap(t, p) })
+	return p
+}
+
+// reap kills p, waits until it is reaped and closes its streams.
+func reap(t testing.TB, p *Process) {
+	t.Helper()
+	p.Kill()
+	select {
+	case <-p.Done():
+	case <-time.After(20 * time.Second):
+		t.Errorf("pid %d: Done not closed 20s after Kill", p.Pid())
+	}
+	if p.Stdout != nil {
+		p.Stdout.Close()
+	}
+	if p.Stderr != nil {
+		p.Stderr.Close()
+	}
+}
+
+// warmUp runs one process, so that what exists once anything has run (the
+// parent-death guard and its pipe, the runtime's poller descriptors) is
+// there before a test takes its baseline of descriptors and children.
+var warmUpOnce sync.Once
+
+func warmUp(t testing.TB) {
+	t.Helper()
+	warmUpOnce.Do(func() {
+		if _, err := Command("true").Output(context.Background()); err != nil {
+			t.Fatalf("warm-up run of true: %v", err)
+		}
+	})
+}
+
+// fdCount is the number of open descriptors of the test process.
+func fdCount(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// openFDs lists the open descriptors with what they point at, for messages.
+func openFDs() string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var sb strings.Builder
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		fmt.Fprintf(&sb, " %s->%s", e.Name(), target)
+	}
+	return sb.String()
+}
+
+type procInfo struct {
+	pid, ppid, pgid int
+	state           byte
+	comm            string
+}
+
+func (p procInfo) String() string {
+	return fmt.Sprintf("%d(%s %c ppid=%d pgid=%d)", p.pid, p.comm, p.state, p.ppid, p.pgid)
+}
+
+// procStat reads /proc/PID/stat.
+func procStat(pid int) (procInfo, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procInfo{}, err
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open || end+2 > len(s) {
+		return procInfo{}, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, s)
+	}
+	f := strings.Fields(s[end+2:])
+	if len(f) < 3 || f[0] == "" {
+		return procInfo{}, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, s)
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	pgid, _ := strconv.Atoi(f[2])
+	return procInfo{pid: pid, ppid: ppid, pgid: pgid, state: f[0][0], comm: s[open+1 : end]}, nil
+}
+
+// isDead reports whether pid is gone: no such process, or a zombie.
+func isDead(pid int) bool {
+	pi, err := procStat(pid)
+	if err != nil {
+		return true
+	}
+	return pi.state == 'Z' || pi.state == 'X'
+}
+
+// notOurUnreapedChild reports whether pid is gone as far as the test
+// process is concerned: it does not exist, or it is a zombie that some other
+// process must reap. An unreaped child of ours, or a live process, is not.
+func notOurUnreapedChild(pid int) (bool, string) {
+	pi, err := procStat(pid)
+	if err != nil {
+		return true, ""
+	}
+	if pi.ppid == os.Getpid() {
+		return false, pi.String()
+	}
+	if pi.state == 'Z' || pi.state == 'X' {
+		return true, ""
+	}
+	return false, pi.String()
+}
+
+// allProcs lists every process visible in /proc.
+func allProcs() []procInfo {
+	ents, _ := os.ReadDir("/proc")
+	var out []procInfo
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pi, err := procStat(pid); err == nil {
+			out = append(out, pi)
+		}
+	}
+	return out
+}
+
+// children lists the direct children of the test process, without the
+// parent-death guard.
+func children() []procInfo {
+	me, guard := os.Getpid(), guardPid()
+	var out []procInfo
+	for _, pi := range allProcs() {
+		if pi.ppid == me && pi.pid != guard {
+			out = append(out, pi)
+		}
+	}
+	return out
+}
+
+// zombieChildren lists the children of the test process in state Z.
+func zombieChildren() []procInfo {
+	var out []procInfo
+	for _, pi := range children() {
+		if pi.state == 'Z' || pi.state == 'X' {
+			out = append(out, pi)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// eventually is waitFor that reports instead of failing.
+func eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// within runs f in a goroutine and fails the test if it does not return in
+// time. On a timeout the goroutine is left behind: the test's cleanup kills
+// the process it waits on.
+func within(t testing.TB, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+// leakCheck takes a baseline of open descriptors and children; the returned
+// func checks that both are back to it (and that no child is a zombie).
+func leakCheck(t testing.TB) func() {
+	t.Helper()
+	warmUp(t)
+	fds := fdCount(t)
+	kids := children()
+	return func() {
+		t.Helper()
+		if !eventually(5*time.Second, func() bool { return fdCount(t) <= fds }) {
+			t.Errorf("descriptors leaked: %d open, %d before;%s", fdCount(t), fds, openFDs())
+		}
+		if !eventually(5*time.Second, func() bool { return len(zombieChildren()) == 0 }) {
+			t.Errorf("zombie children of the test process: %v", zombieChildren())
+		}
+		if !eventually(5*time.Second, func() bool { return len(newChildren(kids)) == 0 }) {
+			t.Errorf("children left behind: %v", newChildren(kids))
+		}
+	}
+}
+
+func newChildren(before []procInfo) []procInfo {
+	var out []procInfo
+	for _, pi := range children() {
+		if !slices.ContainsFunc(before, func(b procInfo) bool { return b.pid == pi.pid }) {
+			out = append(out, pi)
+		}
+	}
+	return out
+}
+
+// wchar is the number of bytes pid has written (/proc/PID/io).
+func wchar(t testing.TB, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		t.Fatalf("read /proc/%d/io: %v", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/%d/io: %q", pid, line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/proc/%d/io has no wchar: %q", pid, b)
+	return 0
+}
+
+// stableWchar polls pid's wchar until it has not changed for 10 polls in a
+// row (the writer is blocked) and returns it; it fails if that takes more
+// than 15 s (the writer never blocks).
+func stableWchar(t testing.TB, pid int) int64 {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	last, same := int64(-1), 0
+	for {
+		w := wchar(t, pid)
+		if w == last && w > 0 {
+			same++
+			if same >= 10 {
+				return w
+			}
+		} else {
+			same = 0
+		}
+		last = w
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d: wchar still growing after 15s (now %d): the writer is never blocked", pid, w)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readPids reads n lines from r, each a pid.
+func readPids(t testing.TB, r *bufio.Reader, n int) []int {
+	t.Helper()
+	var pids []int
+	for range n {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading a pid line: %q, %v", line, err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(line))
+		if err != nil || pid <= 0 {
+			t.Fatalf("not a pid: %q", line)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// killPids SIGKILLs pids that may have escaped, at test end.
+func killPids(t testing.TB, pids ...int) {
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			if pid > 0 && !isDead(pid) {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+}
+
+// readLine reads one line from r, without its newline.
+func readLine(t testing.TB, r *bufio.Reader) string {
+	t.Helper()
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading a line: %q, %v", line, err)
+	}
+	return strings.TrimRight(line, "\n")
+}
+
+// exitErr asserts err is an *ExitError and returns it.
+func exitErr(t testing.TB, err error) *ExitError {
+	t.Helper()
+	var ee *ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("want an *ExitError, got %T: %v", err, err)
+	}
+	return ee
+}
+
+// pattern returns n bytes of a pattern that shows a shifted or dropped byte.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i>>13 + i>>21)
+	}
+	return b
+}
+
+// zeroReader is an endless reader of zeros.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// onlyReader hides every method of r but Read (io.Copy then uses Read).
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// isNotExist is errors.Is(err, fs.ErrNotExist).
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
