@@ -9,57 +9,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A pipe connects the parent to one of the child's standard streams. The
-// parent's end is nonblocking and wrapped by os.NewFile, which registers it
-// with the runtime poller: a goroutine waiting on it is parked by epoll or
+// newPipe makes a pipe for one of the child's standard streams and returns
+// the parent's end, wrapped, and the child's end, a raw fd that only lives
+// until the spawn; parentReads says which end the parent keeps.
+//
+// The parent's end is nonblocking and wrapped by os.NewFile, which registers
+// it with the runtime poller: a goroutine waiting on it is parked by epoll or
 // kqueue instead of holding an OS thread, and deadlines interrupt it. The
 // child's end stays an ordinary blocking descriptor, as programs expect.
-type pipe struct {
-	parent *os.File
-	child  int // a raw fd: it only lives until the child is spawned
-}
-
-// newPipe makes a pipe; parentReads says which end the parent keeps.
-// Both ends are close-on-exec so no other child inherits them; the spawn
+// Both are close-on-exec so that no other child inherits them; the spawn
 // dup2s the child's end onto 0, 1 or 2, which clears the flag there.
-func newPipe(name string, parentReads bool, size int) (pipe, error) {
+func newPipe(name string, parentReads bool, size int) (parent *os.File, child int, err error) {
 	var fds [2]int
 	if err := pipeCloexec(&fds); err != nil {
-		return pipe{child: -1}, err
+		return nil, -1, err
 	}
 	parentFD, childFD := fds[0], fds[1]
 	if !parentReads {
 		parentFD, childFD = fds[1], fds[0]
 	}
 	if size > 0 {
-		if err := setPipeSize(parentFD, size); err != nil {
-			unix.Close(parentFD)
-			unix.Close(childFD)
-			return pipe{child: -1}, err
-		}
+		err = setPipeSize(parentFD, size)
 	}
-	if err := unix.SetNonblock(parentFD, true); err != nil {
+	if err == nil {
+		err = os.NewSyscallError("fcntl", unix.SetNonblock(parentFD, true))
+	}
+	if err != nil {
 		unix.Close(parentFD)
 		unix.Close(childFD)
-		return pipe{child: -1}, os.NewSyscallError("fcntl", err)
+		return nil, -1, err
 	}
-	return pipe{parent: os.NewFile(uintptr(parentFD), name), child: childFD}, nil
-}
-
-// closeChild closes the child's end once the child holds its own copy.
-func (p *pipe) closeChild() {
-	if p.child >= 0 {
-		unix.Close(p.child)
-		p.child = -1
-	}
-}
-
-// closeAll undoes newPipe on a failed start.
-func (p *pipe) closeAll() {
-	p.closeChild()
-	if p.parent != nil {
-		p.parent.Close()
-	}
+	return os.NewFile(uintptr(parentFD), name), childFD, nil
 }
 
 // past is a deadline that has always expired; setting it wakes a parked

@@ -73,11 +73,12 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 		p.Stdout.canGrow = c.PipeSize == 0 && s.pty == nil
 	}
 	var drainer *Stream
-	switch c.Stderr {
-	case StderrStream:
+	switch {
+	case s.stderr == nil:
+	case c.Stderr == StderrStream:
 		p.Stderr = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, size, false, &p.bytesErr, &p.reads)
 		p.Stderr.canGrow = c.PipeSize == 0
-	case StderrTail:
+	case c.Stderr == StderrTail:
 		drainer = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, 32<<10, false, &p.bytesErr, &p.reads)
 		p.stderrTail = &tail{n: stderrTailSize}
 	}

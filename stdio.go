@@ -40,12 +40,12 @@ func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
 	// A pipe is made, its child end noted as one of ours to close after the
 	// spawn; the parent end is returned.
 	makePipe := func(name string, parentReads bool) (*os.File, int, error) {
-		p, err := newPipe(name, parentReads, c.PipeSize)
+		parent, child, err := newPipe(name, parentReads, c.PipeSize)
 		if err != nil {
 			return nil, -1, err
 		}
-		s.ours = append(s.ours, p.child)
-		return p.parent, p.child, nil
+		s.ours = append(s.ours, child)
+		return parent, child, nil
 	}
 	devNull := -1
 	openDevNull := func() (int, error) {

@@ -1,0 +1,80 @@
+// Package netrunner runs external programs and streams their I/O with real
+// backpressure: a consumer that stops reading makes the child block in
+// write(2), instead of the program's memory filling up.
+//
+// The parent's ends of a child's pipes are nonblocking descriptors on the Go
+// runtime's poller, and a [Stream] reads only on demand: [Stream.Next] reads
+// one chunk when called, [Stream.Request] grants credit for chunks read ahead
+// onto [Stream.C]. Data nobody asked for stays in the kernel pipe, so memory
+// is bounded by the outstanding demand times [Cmd.ChunkSize].
+//
+// # Running commands
+//
+// [Command] returns a [Cmd], configured like an exec.Cmd. One-shot calls run
+// it to the end: [Cmd.Output] returns stdout, [Cmd.Run] a [Result] with the
+// stderr tail, exit code and [Stats]; [Cmd.Chunks] and [Cmd.Lines] range over
+// stdout as it arrives. [Cmd.Start] returns a running [Process], to write to
+// ([Process.Write], [Process.CloseStdin]), read from ([Process].Stdout), signal
+// and wait for.
+//
+// Every method takes a context, which governs the process's life: when it
+// ends, the process group gets SIGTERM, then SIGKILL after [Cmd.KillTimeout],
+// and the process is reaped; the error then matches the context's error.
+//
+// # Processes and their descendants
+//
+// Each child leads a process group of its own, so [Process.Signal],
+// [Process.Stop], [Process.Kill] and cancellation reach everything it started.
+// When the child exits, whatever is left in its group gets SIGTERM, then
+// SIGKILL after KillTimeout, so no read or Wait hangs on a pipe that a
+// leftover descendant holds open. On Linux the child is held by a pidfd and
+// reaped through it, so no signal can reach a process that reused its pid.
+//
+// If the Go program dies, even by SIGKILL, its children die with it, on
+// Linux: the first Start launches one small watchdog process (the program's
+// own binary, re-executed from /proc/self/exe and diverted into guard mode by
+// this package's init, before main) that holds a pipe from the program and
+// knows every live process group and cgroup. When the pipe reads EOF, the
+// watchdog kills them all. A consequence of re-executing the binary: the
+// program's package initialisers run once more in the watchdog, so they should
+// be free of side effects.
+//
+// # Standard error
+//
+// [Cmd.Stderr] chooses among [StderrTail] (the default: drained in the
+// background, the last 64 KiB kept for [ExitError] and [Result]),
+// [StderrStream] (a Stream of its own in [Process].Stderr), [StderrToStdout],
+// [StderrDiscard] and [StderrInherit].
+//
+// # Terminals
+//
+// With [Cmd.PTY] set (Linux), the child runs as a session leader on a new
+// pseudo-terminal of that size: stdin, stdout and stderr are the terminal,
+// [Process].Stdout reads it, [Process.Write] types into it, [Process.Resize]
+// changes its size, and [Process.CloseStdin] types the end-of-file character.
+//
+// # Cgroups
+//
+// With [Cmd.Cgroup] set (Linux, cgroup v2), the child starts inside that
+// group, created if missing under the cgroup2 mount found in
+// /proc/self/mountinfo, with [Cmd.CgroupSettings] written first. The child
+// enters the group atomically (clone3 with CLONE_INTO_CGROUP). When the
+// process ends, everything left in the group is killed, including processes
+// that left the process group with setsid, and a group that was created is
+// removed. Give each process a group of its own: the end of one process kills
+// everything in its group.
+//
+// # Daemons and pipelines
+//
+// A [Daemon] supervises a long-running command, restarting it with backoff
+// and logging its output through log/slog; its Run blocks until its context
+// ends, so daemons compose with errgroup. [Pipeline] connects commands like a
+// shell's a | b | c, through kernel pipes that the Go process never reads.
+//
+// # Platforms
+//
+// Linux is where netrunner is tested. The package builds for darwin and
+// freebsd, where PTY, Cgroup and PipeSize return errors wrapping
+// [ErrUnsupported], and processes are reaped by a blocking wait4 instead of a
+// pidfd. The parent-death watchdog is Linux only.
+package netrunner
