@@ -133,22 +133,38 @@ func (cg *cgroup) setUp(mount string, settings map[string]string) error {
 	return nil
 }
 
+// mkdirAll makes the group and any missing parents, noting which it made.
+// Another process may be making or removing the same parents (siblings
+// starting or ending): a directory made meanwhile is theirs, and one removed
+// meanwhile is made again.
 func (cg *cgroup) mkdirAll(mount string) error {
-	var missing []string
-	for d := cg.dir; d != mount; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		}
-		missing = append(missing, d)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil {
-			if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
-				return fmt.Errorf("cgroup: %w (%v)", ErrUnsupported, err)
+	for attempt := 0; ; attempt++ {
+		var missing []string
+		for d := cg.dir; d != mount; d = filepath.Dir(d) {
+			if _, err := os.Stat(d); err == nil {
+				break
 			}
+			missing = append(missing, d)
+		}
+		err := cg.mkdirs(missing)
+		if err == nil || !errors.Is(err, os.ErrNotExist) || attempt == 3 {
+			return err
+		}
+	}
+}
+
+func (cg *cgroup) mkdirs(missing []string) error {
+	for i := len(missing) - 1; i >= 0; i-- {
+		err := os.Mkdir(missing[i], 0o755)
+		switch {
+		case err == nil:
+			cg.created = append([]string{missing[i]}, cg.created...)
+		case errors.Is(err, os.ErrExist):
+		case errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS):
+			return fmt.Errorf("cgroup: %w (%v)", ErrUnsupported, err)
+		default:
 			return fmt.Errorf("cgroup: %w", err)
 		}
-		cg.created = append([]string{missing[i]}, cg.created...)
 	}
 	return nil
 }

@@ -143,3 +143,6 @@ const hotPipeSize = 1 << 20
 // (an unprivileged process past /proc/sys/fs/pipe-max-size) leaves the pipe
 // as it was.
 func growPipe(fd int) { unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, hotPipeSize) }
+
+// pipeBuffered returns how many bytes a pipe holds.
+func pipeBuffered(fd int) (int, error) { return unix.IoctlGetInt(fd, unix.TIOCINQ) }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxSignal is the highest signal number on the BSDs and darwin.
@@ -112,3 +114,10 @@ func pipeCloexec(fds *[2]int) error {
 }
 
 func growPipe(fd int) {}
+
+// fionread is FIONREAD, _IOR('f', 127, int), on darwin and the BSDs; x/sys
+// does not name it there.
+const fionread = 0x4004667f
+
+// pipeBuffered returns how many bytes a pipe holds.
+func pipeBuffered(fd int) (int, error) { return unix.IoctlGetInt(fd, fionread) }

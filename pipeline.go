@@ -14,6 +14,8 @@ import (
 // is the next stage's stdin, through a kernel pipe that the Go process never
 // reads. Each Cmd configures its stage as usual (its Stderr mode, Env, Dir,
 // KillTimeout, Cgroup); stdin is the previous stage, except for the first.
+// Only the last stage may use StderrStream. Stages that share a Cgroup are
+// killed together when the first of them ends: give each its own.
 func Pipeline(cmds ...*Cmd) *Pipe { return &Pipe{cmds: cmds} }
 
 // A Pipe is a pipeline of commands; see Pipeline. Like a Cmd, it starts once.
@@ -59,6 +61,11 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 		}
 		if i > 0 && c.Stdin != nil {
 			return nil, invalidf(line, "stage %d has Stdin set; its stdin is stage %d", i+1, i)
+		}
+		if i < len(pl.cmds)-1 && c.Stderr == StderrStream {
+			// Only the last stage's Stderr is the pipeline Process's;
+			// another Stream would have no reader, and block its stage.
+			return nil, invalidf(line, "stage %d has StderrStream; only the last stage's stderr can be streamed", i+1)
 		}
 	}
 	if pl.started.Swap(true) {

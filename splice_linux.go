@@ -156,6 +156,6 @@ func (s *Stream) spliceOnce(rrc, wrc syscall.RawConn, pollable bool) (int64, err
 var errDrainOnly = errors.New("drain only")
 
 func pipeHasData(fd int) bool {
-	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ)
+	n, err := pipeBuffered(fd)
 	return err == nil && n > 0
 }

@@ -42,6 +42,9 @@ type Stream struct {
 	next []byte // Next's buffer, reused: its result is valid until the next call
 
 	// drainOnly is set once the process and its group are gone: reads then
+	// take at most drainLeft more bytes, what the pipe held at that moment
+	// (-1: unknown, until the pipe is empty), without waiting.
+	drainLeft atomic.Int64
 	// take what is buffered without waiting, and an empty pipe is the end.
 	drainOnly atomic.Bool
 
@@ -180,6 +183,15 @@ func (s *Stream) ended() error {
 // processGone switches the Stream to draining: see drainOnly. A reader
 // parked on the pipe is woken by an expired deadline.
 func (s *Stream) processGone() {
+	left := int64(-1)
+	if rc, err := s.file.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			if n, err := pipeBuffered(int(fd)); err == nil {
+				left = int64(n)
+			}
+		})
+	}
+	s.drainLeft.Store(left)
 	s.drainOnly.Store(true)
 	s.file.SetReadDeadline(past)
 }
@@ -262,10 +274,18 @@ func (s *Stream) noteFullness(full bool) {
 	}
 }
 
-// readBuffered reads what the pipe holds without waiting; an empty pipe is
-// the end. Control bypasses the poller's deadline, which processGone left
-// expired.
+// readBuffered reads what the pipe held when the process was gone, without
+// waiting; then the Stream ends, even if a process that escaped the group
+// still writes. Control bypasses the poller's deadline, which processGone
+// left expired.
 func (s *Stream) readBuffered(b []byte) (int, error) {
+	left := s.drainLeft.Load()
+	if left == 0 {
+		return 0, io.EOF
+	}
+	if left > 0 && int64(len(b)) > left {
+		b = b[:left]
+	}
 	rc, err := s.file.SyscallConn()
 	if err != nil {
 		return 0, err
@@ -287,6 +307,9 @@ func (s *Stream) readBuffered(b []byte) (int, error) {
 		return 0, io.EOF
 	case rerr != nil:
 		return 0, os.NewSyscallError("read", rerr)
+	}
+	if left > 0 {
+		s.drainLeft.Add(-int64(n))
 	}
 	return n, nil
 }

@@ -1,0 +1,262 @@
+//go:build linux
+
+package netrunner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ptyOutput runs c with Output and returns its output with the terminal's
+// "\r\n" turned back into "\n".
+func ptyOutput(t *testing.T, c *Cmd) string {
+	t.Helper()
+	var out []byte
+	var err error
+	within(t, 20*time.Second, "Output under PTY", func() { out, err = c.Output(testCtx(t)) })
+	if err != nil {
+		t.Fatalf("Output %q under PTY: %v (output %q)", c.Args, err, out)
+	}
+	return strings.ReplaceAll(string(out), "\r\n", "\n")
+}
+
+func TestPTYTty(t *testing.T) {
+	check := leakCheck(t)
+	c := Command("tty")
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	out := strings.TrimSpace(ptyOutput(t, c))
+	if !strings.HasPrefix(out, "/dev/pts/") {
+		t.Fatalf("tty printed %q, want /dev/pts/N", out)
+	}
+	if _, err := strconv.Atoi(strings.TrimPrefix(out, "/dev/pts/")); err != nil {
+		t.Errorf("tty printed %q, want /dev/pts/N", out)
+	}
+	check()
+}
+
+func TestPTYSttySize(t *testing.T) {
+	for _, ws := range []Winsize{{24, 80}, {1, 1}, {61, 233}} {
+		c := Command("stty", "size")
+		c.PTY = &ws
+		out := strings.TrimSpace(ptyOutput(t, c))
+		if want := strconv.Itoa(int(ws.Rows)) + " " + strconv.Itoa(int(ws.Cols)); out != want {
+			t.Errorf("stty size under PTY %v printed %q, want %q", ws, out, want)
+		}
+	}
+}
+
+// A Resize done while the child runs is what the child sees afterwards.
+func TestPTYResizeInteractive(t *testing.T) {
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	c := sh("read a; stty size; echo \"got $a\"")
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	p := start(t, ctx, c)
+	if err := p.Resize(Winsize{Rows: 50, Cols: 132}); err != nil {
+		t.Fatalf("Resize: %v", err)
+	}
+	if _, err := p.Write(ctx, []byte("go-on\n")); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	var buf bytes.Buffer
+	var rerr error
+	within(t, 20*time.Second, "reading the PTY to its end", func() { _, rerr = p.Stdout.WriteTo(&buf) })
+	if rerr != nil {
+		t.Fatalf("WriteTo: %v (read %q)", rerr, buf.Bytes())
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "50 132\r\n") {
+		t.Errorf("stty size after Resize printed %q, want it to contain \"50 132\"", out)
+	}
+	if !strings.Contains(out, "got go-on") {
+		t.Errorf("the child did not read what was written: %q", out)
+	}
+	if st := p.Stats(); st.BytesOut != int64(buf.Len()) || st.BytesIn != int64(len("go-on\n")) {
+		t.Errorf("Stats BytesIn %d BytesOut %d, want %d and %d", st.BytesIn, st.BytesOut, len("go-on\n"), buf.Len())
+	}
+	p.Stdout.Close()
+	check()
+}
+
+func TestPTYResizeWithoutPTY(t *testing.T) {
+	ctx := testCtx(t)
+	p := start(t, ctx, Command("sleep", "1000"))
+	if err := p.Resize(Winsize{Rows: 10, Cols: 10}); err == nil {
+		t.Errorf("Resize on a process without a PTY returned nil")
+	} else if !strings.Contains(err.Error(), "sleep") {
+		t.Errorf("Resize error %q does not name the command", err)
+	}
+}
+
+// CloseStdin on a PTY types VEOF: cat sees the end of its input and exits.
+func TestPTYCloseStdinSendsEOF(t *testing.T) {
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	c := Command("cat")
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	p := start(t, ctx, c)
+	if _, err := p.Write(ctx, []byte("hello\n")); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if err := p.CloseStdin(); err != nil {
+		t.Fatalf("CloseStdin: %v", err)
+	}
+	var out []byte
+	var rerr error
+	within(t, 20*time.Second, "reading cat's terminal to its end after CloseStdin", func() { out, rerr = io.ReadAll(p.Stdout) })
+	if rerr != nil {
+		t.Fatalf("reading the PTY: %v (read %q)", rerr, out)
+	}
+	var werr error
+	within(t, 20*time.Second, "Wait for cat after CloseStdin", func() { werr = p.Wait(ctx) })
+	if werr != nil {
+		t.Fatalf("cat after CloseStdin on a PTY: %v, want exit 0", werr)
+	}
+	if p.ExitCode() != 0 {
+		t.Errorf("ExitCode %d, want 0", p.ExitCode())
+	}
+	// The terminal echoes the line, and cat prints it again.
+	if n := strings.Count(string(out), "hello"); n < 1 {
+		t.Errorf("output %q does not contain hello", out)
+	}
+	p.Stdout.Close()
+	check()
+}
+
+func TestPTYLines(t *testing.T) {
+	check := leakCheck(t)
+	c := Command("printf", `one\ntwo\n\nlast`)
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	var got []string
+	within(t, 20*time.Second, "Lines under PTY", func() {
+		for line, err := range c.Lines(testCtx(t)) {
+			if err != nil {
+				t.Errorf("Lines under PTY yielded error %v (after %q)", err, got)
+				return
+			}
+			got = append(got, string(line))
+		}
+	})
+	// The terminal makes each "\n" a "\r\n"; Lines strips both.
+	want := []string{"one", "two", "", "last"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("Lines under PTY: %q, want %q", got, want)
+	}
+	check()
+}
+
+func TestPTYChunks(t *testing.T) {
+	check := leakCheck(t)
+	// Enough to take several reads of the master.
+	c := sh(`i=0; while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done`)
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	var got bytes.Buffer
+	within(t, 30*time.Second, "Chunks under PTY", func() {
+		for chunk, err := range c.Chunks(testCtx(t)) {
+			if err != nil {
+				t.Errorf("Chunks under PTY yielded error %v after %d bytes", err, got.Len())
+				return
+			}
+			got.Write(chunk)
+		}
+	})
+	lines := strings.Split(strings.TrimSuffix(got.String(), "\r\n"), "\r\n")
+	if len(lines) != 2000 || lines[0] != "line 0" || lines[1999] != "line 1999" {
+		t.Errorf("Chunks under PTY: %d lines (first %q), want 2000", len(lines), lines[0])
+	}
+	check()
+}
+
+// Run under PTY also ends cleanly, with the exit code of the child.
+func TestPTYRunExitCode(t *testing.T) {
+	c := sh("echo bye; exit 4")
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	res, err := c.Run(testCtx(t))
+	if ee := exitErr(t, err); ee.Code != 4 {
+		t.Errorf("exit code %d, want 4", ee.Code)
+	}
+	if res == nil || string(res.Stdout) != "bye\r\n" {
+		t.Errorf("Run under PTY: %+v, want stdout %q", res, "bye\r\n")
+	}
+}
+
+func TestPTYInvalidCombinations(t *testing.T) {
+	c := Command("true")
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c.Stderr = StderrStream
+	p, err := c.Start(testCtx(t))
+	if p != nil {
+		reap(t, p)
+	}
+	if !errors.Is(err, ErrInvalidCommand) {
+		t.Errorf("PTY with StderrStream: %v, want ErrInvalidCommand", err)
+	}
+	// StderrToStdout is what a terminal does anyway.
+	c = sh("echo err >&2")
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c.Stderr = StderrToStdout
+	if out := ptyOutput(t, c); out != "err\n" {
+		t.Errorf("PTY with StderrToStdout printed %q, want %q", out, "err\n")
+	}
+}
+
+func TestPTYAllStdioAreTerminal(t *testing.T) {
+	c := sh(`[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; echo err-too >&2`)
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	out := ptyOutput(t, c)
+	if out != "all-tty\nerr-too\n" {
+		t.Errorf("output %q, want stdin, stdout and stderr all terminals, stderr on the terminal", out)
+	}
+}
+
+// The child leads a session of its own whose controlling terminal is the pty.
+func TestPTYSessionLeader(t *testing.T) {
+	c := sh(`echo $$; cat /proc/$$/stat; tty`)
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	lines := strings.Split(strings.TrimSpace(ptyOutput(t, c)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("output %q", lines)
+	}
+	pid := lines[0]
+	stat := lines[1]
+	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+	// state ppid pgrp session tty_nr ...
+	if len(f) < 5 {
+		t.Fatalf("/proc/PID/stat: %q", stat)
+	}
+	if f[2] != pid || f[3] != pid {
+		t.Errorf("child %s: pgrp %s, session %s; want it to lead both", pid, f[2], f[3])
+	}
+	ttyNr, _ := strconv.Atoi(f[4])
+	// tty_nr encodes major:minor; /dev/pts/N is 136:N.
+	major, minor := (ttyNr>>8)&0xfff, (ttyNr&0xff)|((ttyNr>>12)&0xfff00)
+	if major != 136 || "/dev/pts/"+strconv.Itoa(minor) != lines[2] {
+		t.Errorf("controlling terminal %d:%d (tty_nr %d), but the child's tty is %s", major, minor, ttyNr, lines[2])
+	}
+}
+
+// Stop and the context reach a PTY child like any other.
+func TestPTYStop(t *testing.T) {
+	check := leakCheck(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	c := Command("sleep", "1000")
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	p := start(t, ctx, c)
+	cancel()
+	var err error
+	within(t, 20*time.Second, "a PTY process stopped by its context", func() { <-p.Done(); err = p.Wait(context.Background()) })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait: %v, want context.Canceled", err)
+	}
+	p.Stdout.Close()
+	check()
+}
