@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,8 +126,8 @@ func (c *Cmd) validate() error {
 	switch {
 	case c.ChunkSize < 0 || c.ChunkSize > maxChunkSize:
 		return invalidf(name, "ChunkSize %d is outside 0..%d", c.ChunkSize, maxChunkSize)
-	case c.PipeSize < 0:
-		return invalidf(name, "PipeSize %d is negative", c.PipeSize)
+	case c.PipeSize < 0 || c.PipeSize > math.MaxInt32:
+		return invalidf(name, "PipeSize %d is outside 0..%d", c.PipeSize, math.MaxInt32)
 	case c.MaxOutput < 0:
 		return invalidf(name, "MaxOutput %d is negative", c.MaxOutput)
 	case c.Stderr < StderrTail || c.Stderr > StderrInherit:
@@ -236,6 +237,10 @@ func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
 	if err != nil {
 		s.closeParentEnds()
 		cg.end()
+		if err == syscall.ENOENT {
+			// Dir was checked above: the program (or its interpreter) is missing.
+			return nil, fmt.Errorf("netrunner: %q: start: %w: %w", c.name(), exec.ErrNotFound, err)
+		}
 		return nil, fmt.Errorf("netrunner: %q: start: %w", c.name(), err)
 	}
 	name := w.name

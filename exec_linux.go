@@ -125,7 +125,7 @@ func maxRSSBytes(ru *syscall.Rusage) int64 { return ru.Maxrss << 10 } // KiB on 
 
 func setPipeSize(fd, size int) error {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, size); err != nil {
-		return os.NewSyscallError("fcntl F_SETPIPE_SZ", err)
+		return fmt.Errorf("PipeSize %d: %w", size, os.NewSyscallError("fcntl F_SETPIPE_SZ", err))
 	}
 	return nil
 }

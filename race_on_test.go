@@ -1,0 +1,7 @@
+//go:build race
+
+package netrunner
+
+// raceEnabled reports whether the tests run under the race detector, which
+// makes every run several times slower; long loops scale down with it.
+const raceEnabled = true
