@@ -155,8 +155,8 @@ func fuzzRefInvalid(c *Cmd) string {
 	if c.ChunkSize < 0 || c.ChunkSize > 64<<20 {
 		return "ChunkSize outside 0..64 MiB"
 	}
-	if c.PipeSize < 0 {
-		return "negative PipeSize"
+	if c.PipeSize < 0 || c.PipeSize > math.MaxInt32 {
+		return "PipeSize outside 0..MaxInt32"
 	}
 	if c.MaxOutput < 0 {
 		return "negative MaxOutput"
@@ -232,7 +232,7 @@ func FuzzCmdValidation(f *testing.F) {
 		func(s *fuzzCmdSpec) { s.chunk = math.MinInt },                               // very negative
 		func(s *fuzzCmdSpec) { s.pipe = -1 },                                         // negative PipeSize
 		func(s *fuzzCmdSpec) { s.pipe = 4096 },                                       // valid PipeSize
-		func(s *fuzzCmdSpec) { s.pipe = math.MaxInt },                                // huge PipeSize: fcntl fails
+		func(s *fuzzCmdSpec) { s.pipe = math.MaxInt },                                // huge PipeSize: invalid
 		func(s *fuzzCmdSpec) { s.pipe = 1 << 31 },                                    // just past the kernel's range
 		func(s *fuzzCmdSpec) { s.maxOutput = -1 },                                    // negative MaxOutput
 		func(s *fuzzCmdSpec) { s.maxOutput = math.MaxInt64 },                         // huge MaxOutput
