@@ -92,7 +92,7 @@ const (
 	guardName = "netrunner-guard"
 	// guardCgroupTimeout bounds the cgroup.procs fallback of the kill.
 	guardCgroupTimeout = 2 * time.Second
-	// cgroup2SuperMagic is CGROUP2_SUPER_MAGIC, the f_type of cgroup2.
+	// guardCgroup2Magic is CGROUP2_SUPER_MAGIC, the f_type of cgroup2.
 	guardCgroup2Magic = 0x63677270
 )
 
@@ -106,6 +106,8 @@ var guard struct {
 	err  error // why the program is unprotected, if it is
 }
 
+// init turns the process into the guard when guardEnv says so and fd 3 is
+// a pipe. A variable set by mistake, without the pipe, is only removed.
 func init() {
 	v, ok := syscall.Getenv(guardEnv)
 	if !ok {
@@ -347,26 +349,31 @@ func guardMain() {
 		if n <= 0 {
 			break // EOF: the program is gone. (Any other error: we can no longer hear it.)
 		}
-		data := buf[:n]
-		if len(pending) > 0 {
-			pending = append(pending, data...)
-			data = pending
-		}
-		for {
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				break
-			}
-			t.apply(data[:i])
-			data = data[i+1:]
-		}
-		if len(data) > 1<<20 {
-			data = nil // not our protocol; drop it
-		}
-		pending = append(pending[:0], data...)
+		pending = t.feed(pending, buf[:n])
 	}
 	t.kill()
 	os.Exit(0)
+}
+
+// feed applies the complete lines in pending+data and returns what is left
+// of a line that has not ended yet (a read may split a line).
+func (t *guardTable) feed(pending, data []byte) []byte {
+	if len(pending) > 0 {
+		pending = append(pending, data...)
+		data = pending
+	}
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		t.apply(data[:i])
+		data = data[i+1:]
+	}
+	if len(data) > 1<<20 {
+		data = nil // not our protocol; drop it
+	}
+	return append(pending[:0], data...)
 }
 
 // apply applies one protocol line (without its newline).
@@ -441,24 +448,11 @@ func guardCgroupKillable(dir string) bool {
 // kills every process in the cgroup and its descendants, including any forked
 // meanwhile. It reports whether that was done or is unnecessary (dir gone).
 func guardCgroupKill(dir string) bool {
-	if guardWriteFile(dir+"/cgroup.kill", "1") == nil {
+	if writeCgroupFile(dir+"/cgroup.kill", "1") == nil {
 		return true
 	}
 	var st syscall.Stat_t
 	return syscall.Stat(dir, &st) == syscall.ENOENT
-}
-
-// guardWriteFile writes s to an existing file.
-func guardWriteFile(path, s string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(s)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // guardKillCgroupProcs is the fallback without cgroup.kill: SIGKILL every pid
@@ -474,7 +468,7 @@ func guardKillCgroupProcs(dirs []string, timeout time.Duration) {
 	for {
 		left := dirs[:0]
 		for _, dir := range dirs {
-			guardWriteFile(dir+"/cgroup.freeze", "1")
+			writeCgroupFile(dir+"/cgroup.freeze", "1")
 			b, err := os.ReadFile(dir + "/cgroup.procs")
 			if err != nil {
 				continue // gone
@@ -489,7 +483,7 @@ func guardKillCgroupProcs(dirs []string, timeout time.Duration) {
 					killed++
 				}
 			}
-			guardWriteFile(dir+"/cgroup.freeze", "0")
+			writeCgroupFile(dir+"/cgroup.freeze", "0")
 			if killed > 0 {
 				left = append(left, dir)
 			}
