@@ -46,17 +46,21 @@ func newPipe(name string, parentReads bool, size int) (parent *os.File, child in
 // reader or writer at once.
 var past = time.Unix(1, 0)
 
-// withContext runs io, an operation on f, so that it returns promptly with
-// ctx.Err() when ctx ends: ending the context sets an expired deadline,
+// withContext runs io, a read (or write) on f, so that it returns promptly
+// with ctx.Err() when ctx ends: ending the context sets an expired deadline,
 // which the poller turns into os.ErrDeadlineExceeded. The deadline is
 // cleared again, so f stays usable. A context that can never end costs
 // nothing here, which keeps the common path free of allocations.
-func withContext(ctx context.Context, setDeadline func(time.Time) error, io func() (int, error)) (int, error) {
+func withContext(ctx context.Context, f *os.File, write bool, io func() (int, error)) (int, error) {
 	if ctx.Done() == nil {
 		return io()
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	setDeadline := f.SetReadDeadline
+	if write {
+		setDeadline = f.SetWriteDeadline
 	}
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {

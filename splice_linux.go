@@ -20,20 +20,23 @@ func (s *Stream) spliceTo(w io.Writer) (total int64, ok bool, err error) {
 	if !isConn || s.pty {
 		return 0, false, nil
 	}
-	wrc, err := sc.SyscallConn()
-	if err != nil {
+	sp := &splicer{s: s}
+	if sp.wrc, err = sc.SyscallConn(); err != nil {
 		return 0, false, nil
 	}
-	var pollable bool
-	if cerr := wrc.Control(func(fd uintptr) { ok, pollable = spliceable(int(fd)) }); cerr != nil || !ok {
+	if cerr := sp.wrc.Control(func(fd uintptr) { ok, sp.pollable = spliceable(int(fd)) }); cerr != nil || !ok {
 		return 0, false, nil
 	}
-	rrc, err := s.file.SyscallConn()
-	if err != nil {
+	if sp.rrc, err = s.file.SyscallConn(); err != nil {
 		return 0, false, nil
 	}
+	// The callbacks are made once here, not once per splice: the steady
+	// state allocates nothing.
+	sp.whenReadable, sp.whenWritable = sp.tryFromRead, sp.tryFromWrite
+	sp.withDest, sp.withSource = sp.moveToDest, sp.moveFromSource
+	sp.waitBlocking = sp.pollDest
 	for {
-		n, err := s.spliceOnce(rrc, wrc, pollable)
+		n, err := sp.once()
 		total += n
 		if err == io.EOF {
 			return total, true, nil
@@ -63,72 +66,53 @@ func spliceable(fd int) (ok, nonblocking bool) {
 	return true, flags&unix.O_NONBLOCK != 0
 }
 
-// spliceOnce moves up to one chunk. It returns io.EOF at the end of the
-// Stream, and falls back to the Stream's ordinary reads once the process is
-// gone (see drainOnly), or on a Close.
-func (s *Stream) spliceOnce(rrc, wrc syscall.RawConn, pollable bool) (int64, error) {
+// A splicer moves one Stream into one destination.
+type splicer struct {
+	s        *Stream
+	rrc, wrc syscall.RawConn // the Stream's pipe and the destination
+	pollable bool            // the destination is on the poller
+
+	// The outcome of the last splice, and the descriptor being used while
+	// the other one is held.
+	n        int
+	err      error
+	destFull bool
+	fd       uintptr
+
+	whenReadable, whenWritable func(uintptr) bool
+	withDest, withSource       func(uintptr)
+	waitBlocking               func(uintptr)
+}
+
+// spliceMax is the most one splice moves: as much as a hot pipe holds, since
+// no user-space chunk limits it.
+const spliceMax = hotPipeSize
+
+// once moves what one splice can. It returns io.EOF at the end of the
+// Stream, and errDrainOnly once the process is gone (the rest goes by
+// ordinary reads, which bound it; see drainOnly).
+func (sp *splicer) once() (int64, error) {
+	s := sp.s
 	s.sem <- struct{}{}
 	defer s.release()
 	if err := s.ended(); err != nil {
-		if err == io.EOF {
-			return 0, io.EOF
-		}
 		return 0, err
 	}
 	if s.drainOnly.Load() {
 		return 0, errDrainOnly
 	}
-	var n int
-	var serr error
-	destFull := false
-	move := func(rfd, wfd uintptr) {
-		for {
-			var moved int64
-			moved, serr = unix.Splice(int(rfd), nil, int(wfd), nil, s.chunkSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-			n = int(moved)
-			if serr != unix.EINTR {
-				break
-			}
+	// Wait on the pipe until a splice moves data or finds w full; then,
+	// while w is full, wait on w.
+	err := sp.rrc.Read(sp.whenReadable)
+	for err == nil && sp.err == unix.EAGAIN && sp.destFull {
+		if sp.pollable {
+			err = sp.wrc.Write(sp.whenWritable)
+			continue
 		}
-		// EAGAIN means the pipe is empty or w is full; only the pipe
-		// knows which.
-		destFull = serr == unix.EAGAIN && pipeHasData(int(rfd))
-	}
-	// Wait on the pipe until a splice moves data or finds w full.
-	err := rrc.Read(func(rfd uintptr) bool {
-		werr := wrc.Control(func(wfd uintptr) { move(rfd, wfd) })
-		if werr != nil {
-			serr = werr
-			return true
-		}
-		return serr != unix.EAGAIN || destFull
-	})
-	// Then, while w is full, wait on w.
-	for err == nil && serr == unix.EAGAIN && destFull {
-		if pollable {
-			err = wrc.Write(func(wfd uintptr) bool {
-				if cerr := rrc.Control(func(rfd uintptr) { move(rfd, wfd) }); cerr != nil {
-					serr = cerr
-					return true
-				}
-				return serr != unix.EAGAIN || !destFull
-			})
-		} else {
-			// A blocking w is not on the poller: wait for it like a
-			// blocking write would, in poll(2).
-			err = wrc.Control(func(wfd uintptr) {
-				fds := []unix.PollFd{{Fd: int32(wfd), Events: unix.POLLOUT}}
-				for {
-					if _, perr := unix.Poll(fds, -1); perr != unix.EINTR {
-						break
-					}
-				}
-			})
-			if err == nil {
-				err = rrc.Control(func(rfd uintptr) {
-					wrc.Control(func(wfd uintptr) { move(rfd, wfd) })
-				})
-			}
+		// A blocking w is not on the poller: wait for it in poll(2), as a
+		// blocking write would.
+		if err = sp.wrc.Control(sp.waitBlocking); err == nil {
+			err = sp.rrc.Control(sp.withDest)
 		}
 	}
 	switch {
@@ -138,17 +122,64 @@ func (s *Stream) spliceOnce(rrc, wrc syscall.RawConn, pollable bool) (int64, err
 		return 0, s.ended()
 	case err != nil:
 		return 0, err
-	case serr == unix.EAGAIN:
+	case sp.err == unix.EAGAIN:
 		return 0, nil // the pipe emptied meanwhile; go round again
-	case serr != nil:
-		return 0, os.NewSyscallError("splice", serr)
-	case n == 0:
+	case sp.err != nil:
+		return 0, os.NewSyscallError("splice", sp.err)
+	case sp.n == 0:
 		s.setEnd(io.EOF)
 		return 0, io.EOF
 	}
-	s.bytes.Add(int64(n))
+	s.bytes.Add(int64(sp.n))
 	s.reads.Add(1)
-	return int64(n), nil
+	s.noteFullness(sp.n >= s.chunkSize)
+	return int64(sp.n), nil
+}
+
+// tryFromRead splices with the pipe held; false waits for the pipe.
+func (sp *splicer) tryFromRead(rfd uintptr) bool {
+	sp.fd = rfd
+	if err := sp.wrc.Control(sp.withSource); err != nil {
+		sp.err = err
+		return true
+	}
+	return sp.err != unix.EAGAIN || sp.destFull
+}
+
+// tryFromWrite splices with w held; false waits for w.
+func (sp *splicer) tryFromWrite(wfd uintptr) bool {
+	sp.fd = wfd
+	if err := sp.rrc.Control(sp.withDest); err != nil {
+		sp.err = err
+		return true
+	}
+	return sp.err != unix.EAGAIN || !sp.destFull
+}
+
+func (sp *splicer) moveFromSource(wfd uintptr) { sp.move(sp.fd, wfd) }
+func (sp *splicer) moveToDest(rfd uintptr)     { sp.move(rfd, sp.fd) }
+
+func (sp *splicer) move(rfd, wfd uintptr) {
+	for {
+		var n int64
+		n, sp.err = unix.Splice(int(rfd), nil, int(wfd), nil, spliceMax, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		sp.n = int(n)
+		if sp.err != unix.EINTR {
+			break
+		}
+	}
+	// EAGAIN means the pipe is empty or w is full; only the pipe knows which.
+	sp.destFull = sp.err == unix.EAGAIN && pipeHasData(int(rfd))
+}
+
+func (sp *splicer) pollDest(wfd uintptr) {
+	sp.fd = wfd
+	fds := []unix.PollFd{{Fd: int32(wfd), Events: unix.POLLOUT}}
+	for {
+		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+			return
+		}
+	}
 }
 
 // errDrainOnly hands the rest of a Stream whose process is gone back to the

@@ -168,7 +168,7 @@ func (p *Process) Write(ctx context.Context, b []byte) (int, error) {
 	if p.stdinDone.Load() {
 		return 0, fmt.Errorf("netrunner: %q: write: %w", p.name, ErrStdinClosed)
 	}
-	n, err := withContext(ctx, p.stdin.SetWriteDeadline, func() (int, error) { return p.stdin.Write(b) })
+	n, err := withContext(ctx, p.stdin, true, func() (int, error) { return p.stdin.Write(b) })
 	p.countWrite(n)
 	switch {
 	case err == nil, ctx.Err() != nil && err == ctx.Err():

@@ -228,7 +228,7 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 		if s.drainOnly.Load() {
 			n, err = s.readBuffered(b)
 		} else {
-			n, err = withContext(ctx, s.file.SetReadDeadline, func() (int, error) { return s.file.Read(b) })
+			n, err = withContext(ctx, s.file, false, func() (int, error) { return s.file.Read(b) })
 		}
 		if n > 0 {
 			s.bytes.Add(int64(n))
