@@ -477,3 +477,40 @@ func TestWriteAfterExit(t *testing.T) {
 		t.Errorf("Write after exit = %d, %v; want a prompt error", n, err)
 	}
 }
+
+// A Write blocked on a full pipe returns when the process is killed, or
+// when stdin is closed.
+func TestWriteBlockedUnblocks(t *testing.T) {
+	for _, how := range []string{"Kill", "CloseStdin"} {
+		t.Run(how, func(t *testing.T) {
+			ctx := testCtx(t)
+			p := start(t, ctx, Command("sleep", "1000"))
+			errc := make(chan error, 1)
+			started := make(chan struct{})
+			go func() {
+				close(started)
+				_, err := p.Write(ctx, make([]byte, 16<<20))
+				errc <- err
+			}()
+			<-started
+			// Let the Write fill the pipe and block; it must return either way.
+			time.Sleep(50 * time.Millisecond)
+			if how == "Kill" {
+				p.Kill()
+			} else {
+				p.CloseStdin()
+			}
+			select {
+			case err := <-errc:
+				if err == nil {
+					t.Fatal("blocked Write returned nil")
+				}
+				if how == "CloseStdin" && !errors.Is(err, ErrStdinClosed) {
+					t.Errorf("blocked Write after CloseStdin = %v; want ErrStdinClosed", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("blocked Write still blocked 10s after %s", how)
+			}
+		})
+	}
+}

@@ -662,6 +662,39 @@ func TestGuardTableApply(t *testing.T) {
 	}
 }
 
+// TestGuardTableFeed: lines split across reads anywhere are put together.
+func TestGuardTableFeed(t *testing.T) {
+	var stream []byte
+	want := guardTable{groups: map[int]int{}, cgroups: map[string]int{}}
+	for i := range 300 {
+		pgid := 1000 + i
+		stream = fmt.Appendf(stream, "+g %d\n", pgid)
+		want.groups[pgid] = 1
+		if i%3 == 0 {
+			stream = fmt.Appendf(stream, "-g %d\n", pgid)
+			delete(want.groups, pgid)
+		}
+		if i%7 == 0 {
+			dir := fmt.Sprintf("/sys/fs/cgroup/x%d", i)
+			stream = fmt.Appendf(stream, "+c %q\n", dir)
+			want.cgroups[dir] = 1
+		}
+	}
+	for _, chunk := range []int{1, 2, 3, 5, 13, 100, 4096, len(stream)} {
+		got := guardTable{groups: map[int]int{}, cgroups: map[string]int{}}
+		var pending []byte
+		for rest := stream; len(rest) > 0; {
+			n := min(chunk, len(rest))
+			pending = got.feed(pending, rest[:n])
+			rest = rest[n:]
+		}
+		if len(pending) != 0 || !guardEqualMaps(got.groups, want.groups) || !guardEqualMaps(got.cgroups, want.cgroups) {
+			t.Errorf("chunks of %d: pending %q, %d groups, %d cgroups; want none, %d, %d",
+				chunk, pending, len(got.groups), len(got.cgroups), len(want.groups), len(want.cgroups))
+		}
+	}
+}
+
 func guardEqualMaps[K comparable](a, b map[K]int) bool {
 	if len(a) != len(b) {
 		return false

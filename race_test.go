@@ -315,7 +315,7 @@ func TestRaceStopWaitNext(t *testing.T) {
 // exit code or a negative Duration in between.
 func TestRaceExitCodeDuringExit(t *testing.T) {
 	ctx := testCtx(t)
-	for i := range 100 {
+	for i := range 60 {
 		p, err := sh("exit 3").Start(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -323,7 +323,7 @@ func TestRaceExitCodeDuringExit(t *testing.T) {
 		stop := make(chan struct{})
 		bad := make(chan string, 4)
 		var wg sync.WaitGroup
-		for range 2 {
+		for range 1 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -402,4 +402,25 @@ func TestRaceNextConcurrent(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// Many runs at once, each output checked.
+func TestRaceManyConcurrentRuns(t *testing.T) {
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			want := strconv.Itoa(i) + "\n"
+			c := Command("sh", "-c", `head -c 65536 /dev/urandom >/dev/null; echo "$0"`, strconv.Itoa(i))
+			out, err := c.Output(ctx)
+			if err != nil || string(out) != want {
+				t.Errorf("run %d: %q, %v", i, out, err)
+			}
+		}()
+	}
+	wg.Wait()
+	check()
 }

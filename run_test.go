@@ -97,24 +97,54 @@ func TestRunExitStatus(t *testing.T) {
 }
 
 // An io.Reader as stdin is copied in while stdout is read: 64 MiB through
-// cat does not deadlock.
+// cat does not deadlock. Chunks carries the 64 MiB (checked as it streams);
+// Run, which must hold all of it, 16 MiB: first-touch page faults make every
+// held MiB slow on these VMs, worse under -race, and 16 MiB is already 256
+// times what the pipes hold.
 func TestRunStdinReaderConcurrent(t *testing.T) {
-	ctx := testCtx(t)
-	data := pattern(64 << 20)
-	c := Command("cat")
-	c.Stdin = onlyReader{bytes.NewReader(data)}
-	var res *Result
-	var err error
-	within(t, 25*time.Second, "Run of cat with 64 MiB in", func() { res, err = c.Run(ctx) })
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if !bytes.Equal(res.Stdout, data) {
-		t.Fatalf("got %d bytes back, differing from the %d sent at %d", len(res.Stdout), len(data), firstDiff(res.Stdout, data))
-	}
-	if res.Stats.BytesIn != int64(len(data)) || res.Stats.BytesOut != int64(len(data)) {
-		t.Errorf("Stats: BytesIn %d, BytesOut %d; want %d each", res.Stats.BytesIn, res.Stats.BytesOut, len(data))
-	}
+	t.Run("Chunks-64MiB", func(t *testing.T) {
+		const size = 64 << 20
+		ctx := testCtx(t)
+		c := Command("cat")
+		c.Stdin = &patternReader{n: size}
+		want := &patternReader{n: size}
+		buf := make([]byte, 64<<10)
+		n := 0
+		within(t, 25*time.Second, "Chunks of cat with 64 MiB in", func() {
+			for b, err := range c.Chunks(ctx) {
+				if err != nil {
+					t.Errorf("Chunks: %v after %d bytes", err, n)
+					return
+				}
+				if _, err := io.ReadFull(want, buf[:min(len(b), len(buf))]); err != nil || len(b) > len(buf) || !bytes.Equal(b, buf[:len(b)]) {
+					t.Errorf("chunk at %d (%d bytes) differs from what was sent", n, len(b))
+					return
+				}
+				n += len(b)
+			}
+		})
+		if n != size {
+			t.Errorf("got %d bytes back; want %d", n, size)
+		}
+	})
+	t.Run("Run-16MiB", func(t *testing.T) {
+		const size = 16 << 20
+		ctx := testCtx(t)
+		c := Command("cat")
+		c.Stdin = &patternReader{n: size}
+		var res *Result
+		var err error
+		within(t, 25*time.Second, "Run of cat with 16 MiB in", func() { res, err = c.Run(ctx) })
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if at := samePattern(res.Stdout, size); at >= 0 {
+			t.Fatalf("got %d bytes back, differing from the %d sent at %d", len(res.Stdout), size, at)
+		}
+		if res.Stats.BytesIn != size || res.Stats.BytesOut != size {
+			t.Errorf("Stats: BytesIn %d, BytesOut %d; want %d each", res.Stats.BytesIn, res.Stats.BytesOut, size)
+		}
+	})
 }
 
 // A child that stops reading early is not an error of the run, even with an
@@ -125,7 +155,7 @@ func TestRunStdinChildStopsReading(t *testing.T) {
 		in   io.Reader
 	}{
 		{"endless", zeroReader{}},
-		{"64MiB", bytes.NewReader(make([]byte, 64<<20))},
+		{"64MiB", io.LimitReader(zeroReader{}, 64<<20)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			check := leakCheck(t)
@@ -283,6 +313,15 @@ func TestStderrModes(t *testing.T) {
 	if res.Stats.BytesErr != 300000 {
 		t.Errorf("StderrStream: Stats.BytesErr %d", res.Stats.BytesErr)
 	}
+
+	// StderrStream with MaxOutput: Result.Stderr is bounded by it too.
+	c = sh(`head -c 300000 /dev/zero | tr '\0' e >&2; echo out`)
+	c.Stderr = StderrStream
+	c.MaxOutput = 1000
+	res, _ = c.Run(ctx)
+	if res == nil || string(res.Stdout) != "out\n" || len(res.Stderr) != 1000 {
+		t.Errorf("StderrStream with MaxOutput 1000: Result %+v", res)
+	}
 }
 
 // A context that ends stops the run; the error is an ExitError that also
@@ -411,15 +450,19 @@ func TestLines(t *testing.T) {
 		{"empty", ``, nil},
 		{"empty-lines", `\n\n`, []string{"", ""}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			lines, err := collectLines(t, Command("printf", tc.printf))
-			if err != nil {
-				t.Fatalf("Lines error: %v", err)
-			}
-			if strings.Join(lines, "|") != strings.Join(tc.want, "|") || len(lines) != len(tc.want) {
-				t.Fatalf("lines %q; want %q", lines, tc.want)
-			}
-		})
+		for _, chunk := range []int{0, 1} { // 1: every byte a chunk of its own
+			t.Run(tc.name+"/chunk-"+strconv.Itoa(chunk), func(t *testing.T) {
+				c := Command("printf", tc.printf)
+				c.ChunkSize = chunk
+				lines, err := collectLines(t, c)
+				if err != nil {
+					t.Fatalf("Lines error: %v", err)
+				}
+				if strings.Join(lines, "|") != strings.Join(tc.want, "|") || len(lines) != len(tc.want) {
+					t.Fatalf("lines %q; want %q", lines, tc.want)
+				}
+			})
+		}
 	}
 }
 
@@ -594,6 +637,15 @@ func TestRunStats(t *testing.T) {
 		t.Errorf("MaxRSS %d: want bytes, not KiB", st.MaxRSS)
 	}
 
+	// Duration covers the run.
+	res, err = Command("sleep", "0.2").Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.Duration < 190*time.Millisecond {
+		t.Errorf("Duration of sleep 0.2 = %v", res.Stats.Duration)
+	}
+
 	// CPU time of a busy child.
 	res, err = sh(`i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done`).Run(ctx)
 	if err != nil {
@@ -658,7 +710,7 @@ func TestRunStdinReaderError(t *testing.T) {
 func TestRunStdinIgnored(t *testing.T) {
 	ctx := testCtx(t)
 	c := Command("head", "-c", "3000000", "/dev/zero")
-	c.Stdin = bytes.NewReader(make([]byte, 16<<20))
+	c.Stdin = io.LimitReader(zeroReader{}, 16<<20)
 	var out []byte
 	var err error
 	within(t, 20*time.Second, "Output of a child ignoring stdin", func() { out, err = c.Output(ctx) })

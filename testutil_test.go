@@ -2,11 +2,12 @@ package netrunner
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -363,13 +364,76 @@ func exitErr(t testing.TB, err error) *ExitError {
 	return ee
 }
 
-// pattern returns n bytes of a pattern that shows a shifted or dropped byte.
-func pattern(n int) []byte {
-	b := make([]byte, n)
+// patternBlock is 1 MiB of a byte formula; see patternReader.
+const patternBlock = 1 << 20
+
+var patternBase = sync.OnceValue(func() []byte {
+	b := make([]byte, patternBlock)
 	for i := range b {
-		b[i] = byte(i*7 + i>>13 + i>>21)
+		b[i] = byte(i*7 + i>>13)
 	}
 	return b
+})
+
+// patternReader reads n bytes of a pattern that shows a shifted or dropped
+// byte: patternBase repeated, with each block's index stamped in its first
+// 8 bytes. It makes big inputs without holding them in memory (first-touch
+// page faults are slow on these VMs, and so is a byte loop under -race).
+type patternReader struct{ off, n int }
+
+func (r *patternReader) Read(p []byte) (int, error) {
+	if r.off >= r.n {
+		return 0, io.EOF
+	}
+	p = p[:min(len(p), r.n-r.off)]
+	base := patternBase()
+	for i := 0; i < len(p); {
+		i += copy(p[i:], base[(r.off+i)%patternBlock:])
+	}
+	for k := max(1, r.off/patternBlock); k*patternBlock < r.off+len(p); k++ {
+		var stamp [8]byte
+		binary.LittleEndian.PutUint64(stamp[:], uint64(k))
+		for j, c := range stamp {
+			if pos := k*patternBlock + j - r.off; pos >= 0 && pos < len(p) {
+				p[pos] = c
+			}
+		}
+	}
+	r.off += len(p)
+	return len(p), nil
+}
+
+// pattern returns the first n bytes of patternReader.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	io.ReadFull(&patternReader{n: n}, b)
+	return b
+}
+
+// samePattern reports where got first differs from pattern(n), or -1.
+func samePattern(got []byte, n int) int {
+	r := &patternReader{n: n}
+	want := make([]byte, 64<<10)
+	off := 0
+	for {
+		m, err := r.Read(want)
+		if m > 0 {
+			if off+m > len(got) {
+				return len(got)
+			}
+			if !bytes.Equal(got[off:off+m], want[:m]) {
+				return off + firstDiff(got[off:off+m], want[:m])
+			}
+			off += m
+		}
+		if err != nil {
+			break
+		}
+	}
+	if off != len(got) {
+		return off
+	}
+	return -1
 }
 
 // zeroReader is an endless reader of zeros.
@@ -384,6 +448,3 @@ func (zeroReader) Read(p []byte) (int, error) {
 type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
-
-// isNotExist is errors.Is(err, fs.ErrNotExist).
-func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
