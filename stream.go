@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,6 +57,10 @@ type Stream struct {
 	// belong to the reader holding sem.
 	canGrow   bool
 	fullReads int
+
+	// watch ties reads to the last cancellable context seen; see watchCtx.
+	watchMu sync.Mutex
+	watch   ctxWatch
 
 	mu          sync.Mutex
 	end         error // sticky: io.EOF, a read error, or errStreamClosed
@@ -171,7 +176,56 @@ func (s *Stream) setEnd(err error) {
 	}
 	s.mu.Unlock()
 	s.fileOnce.Do(func() { s.file.Close() })
+	s.unwatch()
 	s.endDemand()
+}
+
+// A ctxWatch makes a context's end expire the pipe's read deadline, which
+// wakes a parked read. Consumers pass the same context chunk after chunk,
+// so one watch serves them all: registering one per read would cost
+// allocations on every chunk.
+type ctxWatch struct {
+	done  <-chan struct{} // identifies the context: same channel, same end
+	stop  func() bool
+	fired chan struct{}
+}
+
+// watchCtx makes sure a read under ctx ends when ctx does.
+func (s *Stream) watchCtx(ctx context.Context) {
+	done := ctx.Done()
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if done == nil || done == s.watch.done {
+		return
+	}
+	s.unwatchLocked()
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		s.file.SetReadDeadline(past)
+		close(fired)
+	})
+	s.watch = ctxWatch{done: done, stop: stop, fired: fired}
+}
+
+func (s *Stream) unwatch() {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	s.unwatchLocked()
+}
+
+// unwatchLocked drops the watch, and the deadline it may have set, so the
+// next context starts afresh.
+func (s *Stream) unwatchLocked() {
+	if s.watch.stop == nil {
+		return
+	}
+	if !s.watch.stop() {
+		<-s.watch.fired
+		if !s.drainOnly.Load() {
+			s.file.SetReadDeadline(time.Time{})
+		}
+	}
+	s.watch = ctxWatch{}
 }
 
 func (s *Stream) ended() error {
@@ -227,8 +281,12 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 		var err error
 		if s.drainOnly.Load() {
 			n, err = s.readBuffered(b)
-		} else {
-			n, err = withContext(ctx, s.file, false, func() (int, error) { return s.file.Read(b) })
+		} else if err = ctx.Err(); err == nil {
+			s.watchCtx(ctx)
+			n, err = s.file.Read(b)
+			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
+				err = ctx.Err()
+			}
 		}
 		if n > 0 {
 			s.bytes.Add(int64(n))
