@@ -5,15 +5,17 @@ package netrunner
 //
 //	BenchmarkStream/<producer>/{netrunner-next,os-exec-copy,tuned-reference}
 //	BenchmarkWriteTo/<destination>/{netrunner-writeto,os-exec-copy}
-//	BenchmarkSpawn/{netrunner-start-wait,netrunner-run,os-exec-run}
-//	BenchmarkRoundTrip/{netrunner,os-exec}
+//	BenchmarkSpawn/{netrunner-start-wait,netrunner-run,os-exec-run,interleaved}
+//	BenchmarkRoundTrip/{netrunner,os-exec,interleaved}
 //	BenchmarkAllocsPerChunk/{netrunner-next,...,os-exec-read}
-//	BenchmarkConcurrent1000/{netrunner-next,os-exec-copy}
-//	BenchmarkHeap1GiB/{netrunner-next,netrunner-request16,os-exec-copy}
+//	BenchmarkConcurrent/1000x1MiB/{netrunner-next,os-exec-copy} (100x1MiB with -short)
+//	BenchmarkHeap1GiB/{netrunner-next,netrunner-next-background-ctx,netrunner-request16,os-exec-copy}
 //
 // `go run ./examples/benchcmp` runs them and prints the ratios against the
-// targets. Every case finishes in a few seconds with -benchtime 1x, and
-// nothing here runs in `go test ./...` without -bench.
+// targets. With -benchtime 1x every case runs once and finishes in a few
+// seconds, except BenchmarkConcurrent: a spawn costs ~3 ms on the 2-core
+// machine these were written on, so its 1000 processes take ~10 s per side
+// (-short runs 100). Nothing here runs in `go test ./...` without -bench.
 
 import (
 	"context"
@@ -33,13 +35,13 @@ import (
 )
 
 const (
-	benchStreamMiB = 256             // bytes per op of the throughput cases, in MiB
-	benchReadSize  = 64 << 10        // what the baselines read at a time (the default ChunkSize)
-	benchTunedPipe = 1 << 20         // the tuned reference's pipe size
-	benchProcs     = 1000            // processes per op of BenchmarkConcurrent1000
-	benchPerProc   = 1 << 20         // bytes each of them streams
-	benchHeapBytes = 1 << 30         // bytes per op of BenchmarkHeap1GiB
-	benchDemand    = 16              // outstanding demand of the Request variant
+	benchStreamMiB = 256      // bytes per op of the throughput cases, in MiB
+	benchReadSize  = 64 << 10 // what the baselines read at a time (the default ChunkSize)
+	benchTunedPipe = 1 << 20  // the tuned reference's pipe size
+	benchProcs     = 1000     // processes per op of BenchmarkConcurrent (100 with -short)
+	benchPerProc   = 1 << 20  // bytes each of them streams
+	benchHeapBytes = 1 << 30  // bytes per op of BenchmarkHeap1GiB
+	benchDemand    = 16       // outstanding demand of the Request variant
 	benchHeapTick  = 10 * time.Millisecond
 )
 
@@ -160,7 +162,7 @@ func execFinish(b *testing.B, cmd *exec.Cmd, n, want int64, err error) {
 // tunedRun is the best this machine does without a library: a pipe raised
 // to 1 MiB, its read end nonblocking on the runtime poller, the write end
 // handed to the child as its stdout, 64 KiB reads into one buffer.
-func tunedRun(argv []string, buf []byte) (int64, error) {
+func tunedRun(argv []string, buf []byte, reads *int64) (int64, error) {
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 		return 0, err
@@ -189,6 +191,9 @@ func tunedRun(argv []string, buf []byte) (int64, error) {
 	for {
 		n, rerr := r.Read(buf)
 		total += int64(n)
+		if n > 0 {
+			*reads++
+		}
 		if rerr == io.EOF {
 			break
 		}
@@ -213,27 +218,35 @@ func BenchmarkStream(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
 			b.ResetTimer()
+			var reads int64
 			for range b.N {
 				p := nrStart(b, ctx, argv)
 				n, err := nrNextAll(ctx, p.Stdout)
 				nrFinish(b, ctx, p, n, size, err)
+				reads += p.Stats().Reads
 			}
+			b.ReportMetric(float64(b.N)*size/float64(reads), "B/read")
 		})
 		b.Run(prod.name+"/os-exec-copy", func(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
+			var reads int64
 			for range b.N {
 				cmd, out := execPipe(b, argv)
-				n, err := io.Copy(io.Discard, out)
+				// Counting reads hides nothing: io.Copy ends in
+				// io.Discard's ReadFrom, 8 KiB at a time, either way.
+				n, err := io.Copy(io.Discard, &benchCounter{r: out, reads: &reads})
 				execFinish(b, cmd, n, size, err)
 			}
+			b.ReportMetric(float64(b.N)*size/float64(reads), "B/read")
 		})
 		b.Run(prod.name+"/tuned-reference", func(b *testing.B) {
 			buf := make([]byte, benchReadSize)
 			b.SetBytes(size)
 			b.ReportAllocs()
+			var reads int64
 			for range b.N {
-				n, err := tunedRun(argv, buf)
+				n, err := tunedRun(argv, buf, &reads)
 				if err == nil && n != size {
 					err = fmt.Errorf("read %d bytes, want %d", n, size)
 				}
@@ -241,8 +254,23 @@ func BenchmarkStream(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(b.N)*size/float64(reads), "B/read")
 		})
 	}
+}
+
+// benchCounter counts the reads that return data.
+type benchCounter struct {
+	r     io.Reader
+	reads *int64
+}
+
+func (c *benchCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		*c.reads++
+	}
+	return n, err
 }
 
 // benchDest is a destination *os.File and how to end it.
@@ -315,98 +343,166 @@ func BenchmarkWriteTo(b *testing.B) {
 	}
 }
 
+// The spawn case, one process each.
+func nrSpawn(ctx context.Context) error {
+	p, err := Command("true").Start(ctx)
+	if err != nil {
+		return err
+	}
+	err = p.Wait(ctx)
+	p.Stdout.Close()
+	return err
+}
+
+func nrRunSpawn(ctx context.Context) error {
+	_, err := Command("true").Run(ctx)
+	return err
+}
+
+func execSpawn(context.Context) error { return exec.Command("true").Run() }
+
 // BenchmarkSpawn: Start+Wait of true, with the parent-death guard already
 // running, against exec.Command("true").Run(). netrunner-run (Cmd.Run, no
-// stdin pipe) is shown for reference.
+// stdin pipe) is shown for reference. interleaved alternates the two within
+// each op and reports each side's ns/spawn, so that both see the same load
+// on a busy machine.
 func BenchmarkSpawn(b *testing.B) {
-	b.Run("netrunner-start-wait", func(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		spawn func(context.Context) error
+	}{{"netrunner-start-wait", nrSpawn}, {"netrunner-run", nrRunSpawn}, {"os-exec-run", execSpawn}} {
+		b.Run(c.name, func(b *testing.B) {
+			benchWarm(b)
+			ctx := benchCtx(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if err := c.spawn(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("interleaved", func(b *testing.B) {
 		benchWarm(b)
-		ctx := benchCtx(b)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			p, err := Command("true").Start(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			err = p.Wait(ctx)
-			p.Stdout.Close()
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("netrunner-run", func(b *testing.B) {
-		benchWarm(b)
-		ctx := benchCtx(b)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			if _, err := Command("true").Run(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("os-exec-run", func(b *testing.B) {
-		b.ReportAllocs()
-		for range b.N {
-			if err := exec.Command("true").Run(); err != nil {
-				b.Fatal(err)
-			}
-		}
+		benchInterleave(b, "spawn", benchCtx(b), nrSpawn, execSpawn)
 	})
 }
 
-// BenchmarkRoundTrip: one byte written to a running cat and read back, per op.
+// benchInterleave runs nr and base alternately, one call each per op, and
+// reports the mean time of each as netrunner-ns/<what> and
+// os-exec-ns/<what>.
+func benchInterleave(b *testing.B, what string, ctx context.Context, nr, base func(context.Context) error) {
+	var nrTime, baseTime time.Duration
+	for i := range b.N {
+		first, second, t1, t2 := nr, base, &nrTime, &baseTime
+		if i%2 == 1 { // neither always goes first
+			first, second, t1, t2 = base, nr, &baseTime, &nrTime
+		}
+		t0 := time.Now()
+		if err := first(ctx); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if err := second(ctx); err != nil {
+			b.Fatal(err)
+		}
+		*t1 += mid.Sub(t0)
+		*t2 += time.Since(mid)
+	}
+	b.ReportMetric(float64(nrTime.Nanoseconds())/float64(b.N), "netrunner-ns/"+what)
+	b.ReportMetric(float64(baseTime.Nanoseconds())/float64(b.N), "os-exec-ns/"+what)
+}
+
+// nrCat is a running cat for the round trip: trip writes one byte and
+// reads it back.
+func nrCat(b *testing.B, ctx context.Context) (trip func(context.Context) error, finish func()) {
+	p := nrStart(b, ctx, []string{"cat"})
+	msg := []byte{'x'}
+	trip = func(ctx context.Context) error {
+		if _, err := p.Write(ctx, msg); err != nil {
+			return err
+		}
+		if chunk, err := p.Stdout.Next(ctx); err != nil || len(chunk) != 1 {
+			return fmt.Errorf("Next: %q, %v", chunk, err)
+		}
+		return nil
+	}
+	return trip, func() {
+		p.CloseStdin()
+		n, err := nrNextAll(ctx, p.Stdout)
+		nrFinish(b, ctx, p, n, 0, err)
+	}
+}
+
+// execCat is nrCat with os/exec's StdinPipe and StdoutPipe.
+func execCat(b *testing.B) (trip func(context.Context) error, finish func()) {
+	cmd := exec.Command("cat")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	msg, back := []byte{'x'}, make([]byte, 1)
+	trip = func(context.Context) error {
+		if _, err := in.Write(msg); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(out, back)
+		return err
+	}
+	return trip, func() {
+		in.Close()
+		n, err := io.Copy(io.Discard, out)
+		execFinish(b, cmd, n, 0, err)
+	}
+}
+
+// BenchmarkRoundTrip: one byte written to a running cat and read back, per
+// op; interleaved as in BenchmarkSpawn.
 func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("netrunner", func(b *testing.B) {
 		benchWarm(b)
 		ctx := benchCtx(b)
-		p := nrStart(b, ctx, []string{"cat"})
-		msg := []byte{'x'}
+		trip, finish := nrCat(b, ctx)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
-			if _, err := p.Write(ctx, msg); err != nil {
+			if err := trip(ctx); err != nil {
 				b.Fatal(err)
-			}
-			if chunk, err := p.Stdout.Next(ctx); err != nil || len(chunk) != 1 {
-				b.Fatalf("Next: %q, %v", chunk, err)
 			}
 		}
 		b.StopTimer()
-		p.CloseStdin()
-		n, err := nrNextAll(ctx, p.Stdout)
-		nrFinish(b, ctx, p, n, 0, err)
+		finish()
 	})
 	b.Run("os-exec", func(b *testing.B) {
-		cmd := exec.Command("cat")
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		msg, back := []byte{'x'}, make([]byte, 1)
+		trip, finish := execCat(b)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
-			if _, err := in.Write(msg); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := io.ReadFull(out, back); err != nil {
+			if err := trip(context.Background()); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.StopTimer()
-		in.Close()
-		n, err := io.Copy(io.Discard, out)
-		execFinish(b, cmd, n, 0, err)
+		finish()
+	})
+	b.Run("interleaved", func(b *testing.B) {
+		benchWarm(b)
+		ctx := benchCtx(b)
+		nrTrip, nrDone := nrCat(b, ctx)
+		execTrip, execDone := execCat(b)
+		b.ResetTimer()
+		benchInterleave(b, "trip", ctx, nrTrip, execTrip)
+		b.StopTimer()
+		nrDone()
+		execDone()
 	})
 }
 
@@ -426,7 +522,7 @@ func benchMallocs() uint64 {
 // BenchmarkAllocsPerChunk: allocations per chunk in steady state. For Next
 // and Read one op is one read of a long-running `cat /dev/zero`; for WriteTo
 // one op is one ChunkSize of a producer sized to b.N chunks, into a writer
-// that is not a file. allocs/chunk divides the mallocs during the loop by
+// that is not a file (the copying loop) and into /dev/null (splice). allocs/chunk divides the mallocs during the loop by
 // the reads the Stream made (Stats.Reads).
 func BenchmarkAllocsPerChunk(b *testing.B) {
 	forever := []string{"cat", "/dev/zero"}
@@ -476,21 +572,30 @@ func BenchmarkAllocsPerChunk(b *testing.B) {
 			return err
 		})
 	})
-	b.Run("netrunner-writeto", func(b *testing.B) {
+	writeTo := func(b *testing.B, w io.Writer) {
 		benchWarm(b)
 		ctx := benchCtx(b)
 		size := int64(b.N) * defaultChunkSize
 		p := nrStart(b, ctx, smallWrites.argv(size))
-		var sink benchSink
 		b.SetBytes(defaultChunkSize)
 		b.ReportAllocs()
 		mallocs := benchMallocs()
 		b.ResetTimer()
-		n, err := p.Stdout.WriteTo(&sink)
+		n, err := p.Stdout.WriteTo(w)
 		b.StopTimer()
 		mallocs = benchMallocs() - mallocs
 		b.ReportMetric(float64(mallocs)/float64(max(p.Stats().Reads, 1)), "allocs/chunk")
 		nrFinish(b, ctx, p, n, size, err)
+	}
+	b.Run("netrunner-writeto", func(b *testing.B) { writeTo(b, &benchSink{}) })
+	b.Run("netrunner-writeto-devnull", func(b *testing.B) {
+		// An *os.File: the splice path, where it exists.
+		f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		writeTo(b, f)
 	})
 	b.Run("os-exec-read", func(b *testing.B) {
 		cmd, out := execPipe(b, forever)
@@ -514,58 +619,56 @@ func BenchmarkAllocsPerChunk(b *testing.B) {
 	})
 }
 
-// BenchmarkConcurrent1000: one op is 1000 processes started at once, each
+// BenchmarkConcurrent: one op is 1000 processes started at once, each
 // streaming 1 MiB to its own goroutine (errgroup).
-func BenchmarkConcurrent1000(b *testing.B) {
+func BenchmarkConcurrent(b *testing.B) {
+	procs := benchProcs
+	if testing.Short() {
+		procs /= 10
+	}
 	argv := smallWrites.argv(benchPerProc)
-	b.Run("netrunner-next", func(b *testing.B) {
-		benchWarm(b)
-		ctx := benchCtx(b)
-		b.SetBytes(benchProcs * benchPerProc)
+	name := fmt.Sprintf("%dx1MiB/", procs)
+	run := func(b *testing.B, one func() error) {
+		b.SetBytes(int64(procs) * benchPerProc)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
 			var g errgroup.Group
-			for range benchProcs {
-				g.Go(func() error {
-					p, err := Command(argv[0], argv[1:]...).Start(ctx)
-					if err != nil {
-						return err
-					}
-					n, err := nrNextAll(ctx, p.Stdout)
-					werr := p.Wait(ctx)
-					p.Stdout.Close()
-					return errors.Join(err, werr, benchCount(n, benchPerProc))
-				})
+			for range procs {
+				g.Go(one)
 			}
 			if err := g.Wait(); err != nil {
 				b.Fatal(err)
 			}
 		}
+	}
+	b.Run(name+"netrunner-next", func(b *testing.B) {
+		benchWarm(b)
+		ctx := benchCtx(b)
+		run(b, func() error {
+			p, err := Command(argv[0], argv[1:]...).Start(ctx)
+			if err != nil {
+				return err
+			}
+			n, err := nrNextAll(ctx, p.Stdout)
+			werr := p.Wait(ctx)
+			p.Stdout.Close()
+			return errors.Join(err, werr, benchCount(n, benchPerProc))
+		})
 	})
-	b.Run("os-exec-copy", func(b *testing.B) {
-		b.SetBytes(benchProcs * benchPerProc)
-		b.ReportAllocs()
-		for range b.N {
-			var g errgroup.Group
-			for range benchProcs {
-				g.Go(func() error {
-					cmd := exec.Command(argv[0], argv[1:]...)
-					out, err := cmd.StdoutPipe()
-					if err != nil {
-						return err
-					}
-					if err := cmd.Start(); err != nil {
-						return err
-					}
-					n, err := io.Copy(io.Discard, out)
-					return errors.Join(err, cmd.Wait(), benchCount(n, benchPerProc))
-				})
+	b.Run(name+"os-exec-copy", func(b *testing.B) {
+		run(b, func() error {
+			cmd := exec.Command(argv[0], argv[1:]...)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				return err
 			}
-			if err := g.Wait(); err != nil {
-				b.Fatal(err)
+			if err := cmd.Start(); err != nil {
+				return err
 			}
-		}
+			n, err := io.Copy(io.Discard, out)
+			return errors.Join(err, cmd.Wait(), benchCount(n, benchPerProc))
+		})
 	})
 }
 
@@ -638,6 +741,19 @@ func BenchmarkHeap1GiB(b *testing.B) {
 		measure(b, func() error {
 			p := nrStart(b, ctx, argv)
 			n, err := nrNextAll(ctx, p.Stdout)
+			werr := p.Wait(ctx)
+			p.Stdout.Close()
+			return errors.Join(err, werr, benchCount(n, benchHeapBytes))
+		})
+	})
+	b.Run("netrunner-next-background-ctx", func(b *testing.B) {
+		// Next with a context that never ends, which costs nothing per
+		// read: what the heap is without per-read garbage.
+		benchWarm(b)
+		ctx := benchCtx(b)
+		measure(b, func() error {
+			p := nrStart(b, ctx, argv)
+			n, err := nrNextAll(context.Background(), p.Stdout)
 			werr := p.Wait(ctx)
 			p.Stdout.Close()
 			return errors.Join(err, werr, benchCount(n, benchHeapBytes))

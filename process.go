@@ -51,6 +51,10 @@ type Process struct {
 	waitErr   error
 }
 
+// stderrDrainChunk is the StderrTail drainer's read size: small, because
+// stderr is usually quiet and every running process holds one.
+const stderrDrainChunk = 8 << 10
+
 func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, cg *cgroup) *Process {
 	p := &Process{
 		name:        name,
@@ -79,7 +83,7 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 		p.Stderr = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, size, false, &p.bytesErr, &p.reads)
 		p.Stderr.canGrow = c.PipeSize == 0
 	case c.Stderr == StderrTail:
-		drainer = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, 32<<10, false, &p.bytesErr, &p.reads)
+		drainer = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, stderrDrainChunk, false, &p.bytesErr, &p.reads)
 		p.stderrTail = &tail{n: stderrTailSize}
 	}
 	p.drained = make(chan struct{})
