@@ -450,38 +450,12 @@ func TestGuardKillsGroupWhenParentDies(t *testing.T) {
 	}
 }
 
-// guardTestCgroupMount returns the cgroup2 mount point from mountinfo.
-func guardTestCgroupMount() (string, bool) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", false
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) >= 5 && len(g) >= 1 && g[0] == "cgroup2" {
-			mnt, err := strconv.Unquote(`"` + f[4] + `"`) // octal escapes such as \040
-			if err != nil {
-				mnt = f[4]
-			}
-			return mnt, true
-		}
-	}
-	return "", false
-}
-
 // guardTestCgroup creates a fresh cgroup below the test process's own cgroup
 // and removes it when the test ends; it skips the test where cgroup v2 is not
 // mounted or not writable.
 func guardTestCgroup(t *testing.T) string {
 	t.Helper()
-	mnt, ok := guardTestCgroupMount()
-	if !ok {
-		t.Skip("no cgroup2 mount")
-	}
+	mnt := cgTestMount(t)
 	own := "/"
 	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
@@ -635,10 +609,7 @@ func TestGuardCgroupKillable(t *testing.T) {
 			t.Errorf("guardCgroupKillable(%q) = true", dir)
 		}
 	}
-	mnt, ok := guardTestCgroupMount()
-	if !ok {
-		t.Skip("no cgroup2 mount")
-	}
+	mnt := cgTestMount(t)
 	if guardCgroupKillable(mnt) {
 		t.Errorf("guardCgroupKillable(%q), the cgroup2 mount root, = true", mnt)
 	}
