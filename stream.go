@@ -59,9 +59,12 @@ type Stream struct {
 	fullReads int
 
 	// watch ties reads to the last cancellable context seen; see watchCtx.
-	watchMu sync.Mutex
-	watch   ctxWatch
+	// watching is a copy of watch.done, read without the lock.
+	watchMu  sync.Mutex
+	watch    ctxWatch
+	watching atomic.Pointer[<-chan struct{}]
 
+	hasEnded    atomic.Bool // end is set
 	mu          sync.Mutex
 	end         error // sticky: io.EOF, a read error, or errStreamClosed
 	credit      int   // see demand.go
@@ -173,6 +176,7 @@ func (s *Stream) setEnd(err error) {
 	s.mu.Lock()
 	if s.end == nil {
 		s.end = err
+		s.hasEnded.Store(true)
 	}
 	s.mu.Unlock()
 	s.fileOnce.Do(func() { s.file.Close() })
@@ -193,9 +197,15 @@ type ctxWatch struct {
 // watchCtx makes sure a read under ctx ends when ctx does.
 func (s *Stream) watchCtx(ctx context.Context) {
 	done := ctx.Done()
+	if done == nil {
+		return
+	}
+	if w := s.watching.Load(); w != nil && *w == done {
+		return // the same context as the last read: already watched
+	}
 	s.watchMu.Lock()
 	defer s.watchMu.Unlock()
-	if done == nil || done == s.watch.done {
+	if done == s.watch.done {
 		return
 	}
 	s.unwatchLocked()
@@ -205,6 +215,8 @@ func (s *Stream) watchCtx(ctx context.Context) {
 		close(fired)
 	})
 	s.watch = ctxWatch{done: done, stop: stop, fired: fired}
+	watched := done // its own variable, so only this path allocates it
+	s.watching.Store(&watched)
 }
 
 func (s *Stream) unwatch() {
@@ -226,9 +238,13 @@ func (s *Stream) unwatchLocked() {
 		}
 	}
 	s.watch = ctxWatch{}
+	s.watching.Store(nil)
 }
 
 func (s *Stream) ended() error {
+	if !s.hasEnded.Load() {
+		return nil // the common case, without the lock
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.end
