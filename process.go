@@ -27,6 +27,7 @@ type Process struct {
 	stdin      *os.File // nil when the child's stdin is not a pipe of ours
 	stdinOwned bool     // the caller writes stdin (not a copy of Cmd.Stdin)
 	stdinSem   chan struct{}
+	stdinWatch *ctxWatch
 	stdinShut  sync.Once
 	stdinDone  atomic.Bool
 
@@ -69,6 +70,9 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 		stdinSem:    make(chan struct{}, 1),
 		killNow:     make(chan struct{}),
 		done:        make(chan struct{}),
+	}
+	if p.stdin != nil {
+		p.stdinWatch = newCtxWatch(p.stdin, true, nil)
 	}
 	guardWatch(p.pid)
 	size := c.chunkSize()

@@ -168,7 +168,12 @@ func (p *Process) Write(ctx context.Context, b []byte) (int, error) {
 	if p.stdinDone.Load() {
 		return 0, fmt.Errorf("netrunner: %q: write: %w", p.name, ErrStdinClosed)
 	}
-	n, err := withContext(ctx, p.stdin, true, func() (int, error) { return p.stdin.Write(b) })
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	p.stdinWatch.watch(ctx)
+	n, err := p.stdin.Write(b)
+	err = ctxErr(ctx, err)
 	p.countWrite(n)
 	switch {
 	case err == nil, ctx.Err() != nil && err == ctx.Err():
@@ -212,6 +217,7 @@ func (p *Process) closeStdin() {
 		p.stdinDone.Store(true)
 		if p.stdin != nil {
 			p.stdin.Close()
+			p.stdinWatch.unwatch()
 		}
 	})
 }

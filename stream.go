@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,11 +57,7 @@ type Stream struct {
 	canGrow   bool
 	fullReads int
 
-	// watch ties reads to the last cancellable context seen; see watchCtx.
-	// watching is a copy of watch.done, read without the lock.
-	watchMu  sync.Mutex
-	watch    ctxWatch
-	watching atomic.Pointer[<-chan struct{}]
+	watch *ctxWatch // ends a parked read when its context ends
 
 	hasEnded    atomic.Bool // end is set
 	mu          sync.Mutex
@@ -82,7 +77,7 @@ type Stream struct {
 const chunksAhead = 16
 
 func newStream(name string, f *os.File, chunkSize int, pty bool, bytes, reads *atomic.Int64) *Stream {
-	return &Stream{
+	s := &Stream{
 		name:      name,
 		file:      f,
 		chunkSize: chunkSize,
@@ -94,6 +89,9 @@ func newStream(name string, f *os.File, chunkSize int, pty bool, bytes, reads *a
 		wake:      make(chan struct{}, 1),
 		closed:    make(chan struct{}),
 	}
+	// processGone's expired deadline must survive a context change.
+	s.watch = newCtxWatch(f, false, s.drainOnly.Load)
+	return s
 }
 
 // Next reads the next chunk, at most ChunkSize bytes, waiting until the
@@ -180,65 +178,8 @@ func (s *Stream) setEnd(err error) {
 	}
 	s.mu.Unlock()
 	s.fileOnce.Do(func() { s.file.Close() })
-	s.unwatch()
+	s.watch.unwatch()
 	s.endDemand()
-}
-
-// A ctxWatch makes a context's end expire the pipe's read deadline, which
-// wakes a parked read. Consumers pass the same context chunk after chunk,
-// so one watch serves them all: registering one per read would cost
-// allocations on every chunk.
-type ctxWatch struct {
-	done  <-chan struct{} // identifies the context: same channel, same end
-	stop  func() bool
-	fired chan struct{}
-}
-
-// watchCtx makes sure a read under ctx ends when ctx does.
-func (s *Stream) watchCtx(ctx context.Context) {
-	done := ctx.Done()
-	if done == nil {
-		return
-	}
-	if w := s.watching.Load(); w != nil && *w == done {
-		return // the same context as the last read: already watched
-	}
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	if done == s.watch.done {
-		return
-	}
-	s.unwatchLocked()
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		s.file.SetReadDeadline(past)
-		close(fired)
-	})
-	s.watch = ctxWatch{done: done, stop: stop, fired: fired}
-	watched := done // its own variable, so only this path allocates it
-	s.watching.Store(&watched)
-}
-
-func (s *Stream) unwatch() {
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	s.unwatchLocked()
-}
-
-// unwatchLocked drops the watch, and the deadline it may have set, so the
-// next context starts afresh.
-func (s *Stream) unwatchLocked() {
-	if s.watch.stop == nil {
-		return
-	}
-	if !s.watch.stop() {
-		<-s.watch.fired
-		if !s.drainOnly.Load() {
-			s.file.SetReadDeadline(time.Time{})
-		}
-	}
-	s.watch = ctxWatch{}
-	s.watching.Store(nil)
 }
 
 func (s *Stream) ended() error {
@@ -298,11 +239,9 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 		if s.drainOnly.Load() {
 			n, err = s.readBuffered(b)
 		} else if err = ctx.Err(); err == nil {
-			s.watchCtx(ctx)
+			s.watch.watch(ctx)
 			n, err = s.file.Read(b)
-			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
-				err = ctx.Err()
-			}
+			err = ctxErr(ctx, err)
 		}
 		if n > 0 {
 			s.bytes.Add(int64(n))

@@ -803,3 +803,27 @@ func TestStreamCloseWithDemand(t *testing.T) {
 		t.Errorf("Err after Close = %v; want os.ErrClosed", err)
 	}
 }
+
+// A read cut short by its context leaves nothing behind for the next read,
+// whatever context that one has, even one that can never end.
+func TestStreamNextAfterCancelThenBackground(t *testing.T) {
+	ctx := testCtx(t)
+	p := start(t, ctx, Command("sh", "-c", "read x; echo late"))
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := p.Stdout.Next(short); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next with a cancelled context = %v; want context.Canceled", err)
+	}
+	blocked, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel2()
+	if _, err := p.Stdout.Next(blocked); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next with an expiring context = %v; want DeadlineExceeded", err)
+	}
+	if _, err := p.Write(ctx, []byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Stdout.Next(context.Background())
+	if err != nil || string(b) != "late\n" {
+		t.Fatalf("Next with Background after an expired context = %q, %v; want \"late\\n\"", b, err)
+	}
+}
