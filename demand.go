@@ -1,6 +1,9 @@
 package netrunner
 
-import "context"
+import (
+	"context"
+	"math"
+)
 
 // Demand is the credit a consumer grants with Request: how many chunks the
 // Stream may read ahead of the consumer and deliver on C. A single pump
@@ -24,8 +27,8 @@ func (s *Stream) Request(n int) {
 		s.mu.Unlock()
 		return
 	}
-	if s.credit > maxInt-n {
-		s.credit = maxInt
+	if s.credit > math.MaxInt-n {
+		s.credit = math.MaxInt
 	} else {
 		s.credit += n
 	}
@@ -40,8 +43,6 @@ func (s *Stream) Request(n int) {
 // C returns the channel on which requested chunks arrive. It is closed at the
 // end of the Stream, after which Err says why.
 func (s *Stream) C() <-chan []byte { return s.c }
-
-const maxInt = int(^uint(0) >> 1)
 
 func (s *Stream) wakePump() {
 	select {

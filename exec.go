@@ -48,7 +48,7 @@ type Cmd struct {
 	MaxOutput   int64         // Run/Output: most stdout bytes kept; past it the process is
 	// stopped and the error wraps ErrMaxOutput; 0: no limit
 
-	PTY            *Winsize          // non-nil: run on a pseudo-terminal of that size (Linux, darwin)
+	PTY            *Winsize          // non-nil: run on a pseudo-terminal of that size (Linux; ErrUnsupported elsewhere)
 	Cgroup         string            // Linux: a cgroup v2 path, relative to the cgroup2 mount
 	CgroupSettings map[string]string // written into the cgroup's files before the child runs
 
