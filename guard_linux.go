@@ -115,7 +115,7 @@ func init() {
 	}
 	// Never let the variable reach anything this process starts.
 	os.Unsetenv(guardEnv)
-	if v == guardEnvValue && guardIsPipe(guardFd) {
+	if v == guardEnvValue && !guardSecureExec() && guardIsPipe(guardFd) {
 		guardMain() // does not return
 	}
 }
@@ -315,6 +315,33 @@ func guardSpawn() (pid, wfd int, err error) {
 		return 0, -1, &os.PathError{Op: "fork/exec", Path: "/proc/self/exe", Err: err}
 	}
 	return pid, w, nil
+}
+
+// atSecure is AT_SECURE, the aux vector entry the kernel sets to 1 when it
+// ran the program in secure-execution mode (setuid, setgid, file
+// capabilities, an LSM transition).
+const atSecure = 23
+
+// guardSecureExec reports whether the program runs in secure-execution mode,
+// where its environment, arguments and descriptors come from someone with
+// less privilege than it has: then it must never act as the guard, or any
+// user could have it kill what only the program may kill. It fails closed:
+// an unreadable aux vector, or real and effective ids that differ, count as
+// secure.
+func guardSecureExec() bool {
+	if os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid() {
+		return true
+	}
+	auxv, err := unix.Auxv()
+	if err != nil {
+		return true
+	}
+	for _, kv := range auxv {
+		if kv[0] == atSecure {
+			return kv[1] != 0
+		}
+	}
+	return true
 }
 
 // guardIsPipe reports whether fd is open on a pipe.
