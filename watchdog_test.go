@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/netrunner-go/netrunner/internal/testinit" // initialised before internal/watchdog
 	"github.com/netrunner-go/netrunner/internal/watchdog"
 )
 
@@ -24,6 +25,7 @@ func init() {
 	testHelpers["watchdog-parent"] = watchdogHelperParent
 	testHelpers["watchdog-disabled"] = watchdogHelperDisabled
 	testHelpers["watchdog-own-cgroup"] = watchdogHelperOwnCgroup
+	testHelpers["watchdog-err"] = watchdogHelperErr
 }
 
 // watchdogHelperBlock blocks a helper until the test kills it.
@@ -55,6 +57,12 @@ func watchdogHelperParent() {
 	}
 	fmt.Printf("ready %s %d %d\n", strings.TrimSpace(line), p.Pid(), watchdog.Pid())
 	watchdogHelperBlock()
+}
+
+// watchdogHelperErr runs a command and prints what WatchdogErr says.
+func watchdogHelperErr() {
+	out, err := Command("echo", "ran").Output(context.Background())
+	fmt.Printf("%q %v: %v\n", out, err, WatchdogErr())
 }
 
 // watchdogHelperDisabled opts out, runs a command and reports.
@@ -116,9 +124,16 @@ func startWatchdogHelper(t *testing.T, name string, env ...string) (*exec.Cmd, *
 
 // TestWatchdogKillsGroupWhenParentDies: a program started sh (and sh a
 // background sleep in its group) and was SIGKILLed: both die within a
-// second, the watchdog exits, and nobody holds the program's stdout.
+// second, the watchdog exits, and nobody holds the program's stdout. Also
+// when a package init of the program takes its time in the watchdog: the
+// first Start waits for it to be ready.
 func TestWatchdogKillsGroupWhenParentDies(t *testing.T) {
-	cmd, r, _ := startWatchdogHelper(t, "watchdog-parent")
+	t.Run("plain", func(t *testing.T) { testWatchdogParentDeath(t) })
+	t.Run("slow-init", func(t *testing.T) { testWatchdogParentDeath(t, "NETRUNNER_TEST_INIT=sleep:300ms") })
+}
+
+func testWatchdogParentDeath(t *testing.T, env ...string) {
+	cmd, r, _ := startWatchdogHelper(t, "watchdog-parent", env...)
 	line := readLine(t, r)
 	var sleepPid, shPid, wdPid int
 	if _, err := fmt.Sscanf(line, "ready %d %d %d", &sleepPid, &shPid, &wdPid); err != nil || wdPid <= 1 {
@@ -214,5 +229,20 @@ func TestCgroupHoldingTheProgramRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(inner, "sub")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the cgroup the run created is still there: %v", err)
+	}
+}
+
+// TestWatchdogNotReadyReported: when a package init of the program ends the
+// re-executed watchdog, commands still run, and WatchdogErr says that the
+// children are unprotected and why, with the exit status.
+func TestWatchdogNotReadyReported(t *testing.T) {
+	cmd, r, _ := startWatchdogHelper(t, "watchdog-err", "NETRUNNER_TEST_INIT=exit:7")
+	line := readLine(t, r)
+	if !strings.HasPrefix(line, `"ran\n" <nil>: netrunner: the watchdog (pid `) || !strings.Contains(line, "did not become ready") ||
+		!strings.Contains(line, "exited with status 7") {
+		t.Errorf("helper said %q, want the command's output and WatchdogErr with the exit status", line)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("helper: %v", err)
 	}
 }

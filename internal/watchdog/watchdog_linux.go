@@ -83,7 +83,7 @@ func Disable() {
 	defer state.mu.Unlock()
 	if state.ctl >= 0 {
 		writeLocked([]byte("x\n"))
-		stopLocked()
+		stopLocked(nil)
 	}
 	state.disabled, state.permanent, state.err = true, true, errDisabled
 	clear(state.groups)
@@ -280,12 +280,16 @@ func readReplyLocked(timeout time.Duration) (byte, error) {
 				return 0, fmt.Errorf("no answer for %v", timeout)
 			}
 		case err == nil:
-			return 0, errors.New("it closed its reply pipe")
+			return 0, errReplyClosed
 		default:
 			return 0, os.NewSyscallError("read", err)
 		}
 	}
 }
+
+// errReplyClosed: the watchdog closed its end of the reply pipe, as it does
+// when it exits.
+var errReplyClosed = errors.New("it closed its reply pipe")
 
 // pollLocked waits until fd is ready for events, or deadline has passed.
 func pollLocked(fd int, events int16, deadline time.Time) bool {
@@ -307,7 +311,7 @@ func pollLocked(fd int, events int16, deadline time.Time) bool {
 // starts a fresh one.
 func failLocked(cause error) {
 	pid := state.pid
-	status := stopLocked()
+	status := stopLocked(cause)
 	state.err = fmt.Errorf("the watchdog (pid %d) failed: %w%s; children are not killed when the program dies", pid, cause, status)
 	state.backoff = firstRetry
 	state.retryAt = time.Now().Add(state.backoff)
@@ -322,7 +326,7 @@ func failLocked(cause error) {
 // stopLocked closes the pipes and reaps the watchdog, killing it first
 // unless it has exited already. It describes how the watchdog ended, if it
 // did so by itself.
-func stopLocked() string {
+func stopLocked(cause error) string {
 	unix.Close(state.ctl)
 	unix.Close(state.reply)
 	state.ctl, state.reply = -1, -1
@@ -331,9 +335,21 @@ func stopLocked() string {
 	}
 	pid := state.pid
 	state.pid = 0
+	// A watchdog whose pipe ends are closed is exiting: it closes its
+	// descriptors a moment before it becomes a zombie.
+	var grace time.Time
+	if errors.Is(cause, errReplyClosed) || errors.Is(cause, unix.EPIPE) {
+		grace = time.Now().Add(time.Second)
+	}
 	var ws syscall.WaitStatus
-	if p, _ := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); p == pid {
-		return " (" + describe(ws) + ")"
+	for {
+		if p, _ := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); p == pid {
+			return " (" + describe(ws) + ")"
+		}
+		if time.Now().After(grace) {
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
 	// Our unreaped child: the pid is still its own.
 	syscall.Kill(pid, syscall.SIGKILL)
@@ -346,7 +362,7 @@ func stopLocked() string {
 
 func describe(ws syscall.WaitStatus) string {
 	if ws.Signaled() {
-		return "killed by " + ws.Signal().String()
+		return "it was killed by " + unix.SignalName(ws.Signal())
 	}
 	return "it exited with status " + strconv.Itoa(ws.ExitStatus())
 }
@@ -371,7 +387,7 @@ func startLocked() error {
 		err = errors.Join(unix.SetNonblock(state.ctl, true), unix.SetNonblock(state.reply, true))
 	}
 	if err != nil {
-		stopLocked()
+		stopLocked(nil)
 		return fmt.Errorf("cannot start the watchdog: %w", err)
 	}
 	start := time.Now()
@@ -380,7 +396,7 @@ func startLocked() error {
 		err = fmt.Errorf("it said %q instead of being ready", b)
 	}
 	if err != nil {
-		status := stopLocked()
+		status := stopLocked(err)
 		return fmt.Errorf("the watchdog (pid %d) did not become ready after %v: %w%s (a package init of the program may end or hold up the re-executed program); children are not killed when the program dies",
 			pid, time.Since(start).Round(time.Millisecond), err, status)
 	}

@@ -1,0 +1,246 @@
+//go:build linux
+
+package watchdog
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/netrunner-go/netrunner/internal/testinit" // initialised before this package
+)
+
+func init() {
+	testHelpers["dead-watchdog"] = helperDeadWatchdog
+	testHelpers["stuck-watchdog"] = helperStuckWatchdog
+	testHelpers["refused"] = helperRefused
+	testHelpers["not-ready"] = helperNotReady
+	testHelpers["startup"] = helperStartup
+}
+
+// helperLeader starts a sleep leading its own group, a child of the helper.
+func helperLeader() int {
+	c := exec.Command("sleep", "1000")
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.Start(); err != nil {
+		helperFail("%v", err)
+	}
+	return c.Process.Pid
+}
+
+// helperDeadWatchdog kills its own watchdog while a group is registered:
+// the next registration fails with EPIPE (no SIGPIPE death, no hang), Err
+// says so, the dead watchdog is reaped, and after the backoff a replacement
+// is started that knows the group; it prints "ready LEADER WATCHDOG" and
+// waits to be killed, so that the test sees the replacement do its job.
+func helperDeadWatchdog() {
+	firstRetry = 100 * time.Millisecond
+	Ensure()
+	leader := helperLeader()
+	WatchGroup(leader)
+	pid := Pid()
+	if err := Err(); pid == 0 || err != nil {
+		helperFail("no working watchdog: pid %d, %v", pid, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		helperFail("kill watchdog: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !isDead(pid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			helperFail("watchdog %d alive 10s after SIGKILL", pid)
+		}
+	}
+	WatchGroup(fakePgid)
+	ForgetGroup(fakePgid)
+	err := Err()
+	if !errors.Is(err, syscall.EPIPE) || !strings.Contains(err.Error(), "SIGKILL") {
+		helperFail("Err after the watchdog died: %v, want EPIPE and how it died", err)
+	}
+	if p := Pid(); p != 0 {
+		helperFail("Pid = %d after the watchdog died, want 0", p)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		helperFail("watchdog %d not reaped", pid)
+	}
+	start := time.Now()
+	for Pid() == 0 {
+		if time.Since(start) > 10*time.Second {
+			helperFail("no replacement 10s later: %v", Err())
+		}
+		time.Sleep(10 * time.Millisecond)
+		Ensure()
+	}
+	if err := Err(); err != nil {
+		helperFail("Err with a replacement that knows the group: %v", err)
+	}
+	fmt.Printf("ready %d %d\n", leader, Pid())
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// helperStuckWatchdog stops its own watchdog: a registration then waits
+// ResponseTimeout and gives the watchdog up (killed and reaped) instead of
+// hanging the program.
+func helperStuckWatchdog() {
+	ResponseTimeout = 200 * time.Millisecond
+	Ensure()
+	pid := Pid()
+	if pid == 0 {
+		helperFail("no watchdog: %v", Err())
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		helperFail("stop watchdog: %v", err)
+	}
+	start := time.Now()
+	WatchGroup(helperLeader())
+	took := time.Since(start)
+	if err := Err(); err == nil || !strings.Contains(err.Error(), "no answer") {
+		helperFail("Err = %v, want no answer", err)
+	}
+	if p := Pid(); p != 0 || !isDead(pid) {
+		helperFail("stuck watchdog %d not given up (Pid %d)", pid, p)
+	}
+	fmt.Printf("ok %v: %v\n", took.Round(time.Millisecond), Err())
+}
+
+// helperRefused registers a group that is not its child's: Err says it is
+// unprotected until the registration is forgotten.
+func helperRefused() {
+	Ensure()
+	WatchGroup(1 << 30)
+	err := Err()
+	ForgetGroup(1 << 30)
+	fmt.Printf("%v | %v\n", err, Err())
+}
+
+// helperNotReady starts a watchdog whose package init misbehaves (see
+// internal/testinit) and prints what Err says, and whether a process is left.
+func helperNotReady() {
+	ReadyTimeout = 500 * time.Millisecond
+	firstRetry = time.Hour
+	Ensure()
+	fmt.Printf("pid %d children %d: %v\n", Pid(), countChildren(), Err())
+}
+
+// countChildren counts the helper's live and zombie children.
+func countChildren() int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/children", os.Getpid()))
+	return len(strings.Fields(string(b)))
+}
+
+// helperStartup measures what starting the watchdog costs the program: the
+// time Ensure takes (fork, exec, the program's inits, the confirmation) and
+// the watchdog's resident memory.
+func helperStartup() {
+	start := time.Now()
+	Ensure()
+	took := time.Since(start)
+	if err := Err(); err != nil {
+		helperFail("%v", err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", Pid()))
+	if err != nil {
+		helperFail("%v", err)
+	}
+	var rss int64
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			rss, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	fmt.Printf("startup %d %d\n", took.Nanoseconds(), rss)
+}
+
+func TestDeadWatchdogIsReplaced(t *testing.T) {
+	h := startHelper(t, "dead-watchdog")
+	var leader, wd int
+	if s := h.line(t); func() error { _, err := fmt.Sscanf(s, "ready %d %d", &leader, &wd); return err }() != nil {
+		t.Fatalf("helper said %q", s)
+	}
+	t.Cleanup(func() { syscall.Kill(leader, syscall.SIGKILL) })
+	h.cmd.Process.Kill()
+	waitDead(t, time.Second, "the group registered before the first watchdog died", leader)
+	waitDead(t, 5*time.Second, "the replacement", wd)
+	h.finish(t)
+}
+
+func TestStuckWatchdogGivenUp(t *testing.T) {
+	h := startHelper(t, "stuck-watchdog")
+	s := h.line(t)
+	if !strings.HasPrefix(s, "ok ") {
+		t.Fatalf("helper said %q", s)
+	}
+	t.Log(s)
+	if err := h.finish(t); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+}
+
+func TestRefusedRegistrationReported(t *testing.T) {
+	h := startHelper(t, "refused")
+	s := h.line(t)
+	if want := "the watchdog refused process group 1073741824: it is not killed when the program dies | <nil>"; s != want {
+		t.Errorf("helper said %q, want %q", s, want)
+	}
+	if err := h.finish(t); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+}
+
+// TestNotReadyReported: a watchdog whose package init exits, or takes
+// longer than ReadyTimeout, is reported by Err (with its exit status) and
+// leaves no process behind; one whose init is only slow is waited for.
+func TestNotReadyReported(t *testing.T) {
+	for _, tc := range []struct{ init, want string }{
+		{"exit:3", "it closed its reply pipe (it exited with status 3)"},
+		{"sleep:30s", "no answer for 500ms"},
+		{"sleep:100ms", "pid [1-9][0-9]* children 1: <nil>"},
+	} {
+		t.Run(tc.init, func(t *testing.T) {
+			h := startHelper(t, "not-ready", "NETRUNNER_TEST_INIT="+tc.init)
+			s := h.line(t)
+			if strings.HasSuffix(tc.want, "<nil>") {
+				var pid, n int
+				if _, err := fmt.Sscanf(s, "pid %d children %d: <nil>", &pid, &n); err != nil || pid == 0 || n != 1 {
+					t.Errorf("helper said %q, want a ready watchdog", s)
+				}
+			} else if !strings.HasPrefix(s, "pid 0 children 0: the watchdog (pid ") || !strings.Contains(s, tc.want) {
+				t.Errorf("helper said %q, want no watchdog, no child left, and %q", s, tc.want)
+			}
+			if err := h.finish(t); err != nil {
+				t.Fatalf("helper: %v", err)
+			}
+		})
+	}
+}
+
+// TestStartupCost measures, in fresh programs, what the watchdog costs once:
+// the first Ensure (fork, exec, the program's inits, the confirmation) and
+// the watchdog's resident memory. Figures for the README.
+func TestStartupCost(t *testing.T) {
+	var took []time.Duration
+	var rss []int64
+	for range 5 {
+		h := startHelper(t, "startup")
+		var ns, kb int64
+		if s := h.line(t); func() error { _, err := fmt.Sscanf(s, "startup %d %d", &ns, &kb); return err }() != nil {
+			t.Fatalf("helper said %q", s)
+		}
+		took, rss = append(took, time.Duration(ns)), append(rss, kb)
+		if err := h.finish(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(took)
+	slices.Sort(rss)
+	t.Logf("first Ensure: min %v median %v max %v", took[0], took[2], took[4])
+	t.Logf("watchdog RSS: min %d KiB median %d KiB max %d KiB", rss[0], rss[2], rss[4])
+}
