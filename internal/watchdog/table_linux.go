@@ -31,9 +31,8 @@ type table struct {
 
 // A group is a registered process group, pinned by a pidfd of its leader.
 type group struct {
-	pidfd  int
-	count  int
-	cgroup string // the cgroup directory the leader lived in at registration
+	pidfd int
+	count int
 }
 
 // A cgroupEntry is a registered cgroup, pinned by a descriptor of its
@@ -114,12 +113,11 @@ func (t *table) addGroup(pgid int) bool {
 		return false
 	}
 	ppid, pgrp, err := procStat(pgid)
-	cg := t.procCgroup(pgid)
 	if err != nil || ppid != t.parent || pgrp != pgid || unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
 		unix.Close(fd)
 		return false
 	}
-	t.groups[pgid] = &group{pidfd: fd, count: 1, cgroup: cg}
+	t.groups[pgid] = &group{pidfd: fd, count: 1}
 	return true
 }
 
@@ -134,11 +132,11 @@ func (t *table) forgetGroup(pgid int) {
 	}
 }
 
-// addCgroup accepts dir if the leader of registered group pgid lived in it
-// when registered: the parent put its own child there, so the cgroup is the
-// parent's to kill. It must be on cgroup2, below the mount's root, and not
-// hold the watchdog (nor, so, the parent, whose cgroup the watchdog started
-// in).
+// addCgroup accepts dir if the leader of registered group pgid lives in it
+// (it is unreaped: the pidfd can still signal it after its cgroup was read):
+// the parent put its own child there, so the cgroup is the parent's to kill.
+// It must be on cgroup2, below the mount's root, and not hold the watchdog
+// (nor, so, the parent, whose cgroup the watchdog started in).
 func (t *table) addCgroup(pgid, created int, dir string) bool {
 	if !filepath.IsAbs(dir) {
 		return false
@@ -149,7 +147,8 @@ func (t *table) addCgroup(pgid, created int, dir string) bool {
 		return true
 	}
 	g := t.groups[pgid]
-	if g == nil || g.cgroup == "" || g.cgroup != dir || !strings.HasPrefix(dir, t.mount+"/") || t.ownCgroup == "" || within(t.ownCgroup, dir) {
+	if g == nil || !strings.HasPrefix(dir, t.mount+"/") || t.ownCgroup == "" || within(t.ownCgroup, dir) ||
+		t.procCgroup(pgid) != dir || unix.PidfdSendSignal(g.pidfd, 0, nil, 0) != nil {
 		return false
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

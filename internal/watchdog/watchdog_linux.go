@@ -53,13 +53,14 @@ var state struct {
 	backoff   time.Duration
 	groups    map[int]*registration
 	cgroups   map[string]*registration
+	unheard   []*registration // sent to the watchdog, in order, not answered yet
 }
 
 // A registration is a live group or cgroup the program wants watched, kept so
 // that a replacement watchdog can be told about it.
 type registration struct {
 	count    int
-	accepted bool   // by the current watchdog
+	accepted bool   // by the current watchdog, once it answered
 	pgid     int    // a cgroup's leader
 	created  int    // a cgroup's levels the program created
 	what     string // for Err
@@ -86,15 +87,20 @@ func Disable() {
 		stopLocked(nil)
 	}
 	state.disabled, state.permanent, state.err = true, true, errDisabled
+	state.unheard = nil
 	clear(state.groups)
 	clear(state.cgroups)
 }
 
 // Err reports why children are not protected: nil while they are (or before
-// any watchdog was needed).
+// any watchdog was needed). It waits for the watchdog's answers to the
+// registrations sent so far.
 func Err() error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
+	if state.ctl >= 0 {
+		hearLocked(true)
+	}
 	if state.err != nil {
 		return state.err
 	}
@@ -140,10 +146,10 @@ func Ensure() {
 	state.err, state.backoff = nil, 0
 	// A replacement learns what its predecessor knew.
 	for pgid, r := range state.groups {
-		r.accepted = sendLocked(appendGroup(nil, '+', pgid))
+		sendLocked(r, appendGroup(nil, '+', pgid))
 	}
 	for dir, r := range state.cgroups {
-		r.accepted = sendLocked(appendCgroup(nil, r.pgid, r.created, dir))
+		sendLocked(r, appendCgroup(nil, r.pgid, r.created, dir))
 	}
 }
 
@@ -189,7 +195,7 @@ func watch[K comparable](m map[K]*registration, k K, newReg func() *registration
 		m[k] = r
 	}
 	if r.count++; r.count == 1 && state.ctl >= 0 {
-		r.accepted = sendLocked(msg())
+		sendLocked(r, msg())
 	}
 }
 
@@ -223,17 +229,44 @@ func appendCgroup(b []byte, pgid, created int, dir string) []byte {
 	return append(strconv.AppendQuote(b, dir), '\n')
 }
 
-// sendLocked writes a '+' line and reports whether the watchdog accepted it.
-func sendLocked(msg []byte) bool {
-	if !writeLocked(msg) {
-		return false
+// sendLocked writes a '+' line for r. The answer is not waited for: it is
+// heard later, in order, by hearLocked (the watchdog checks the registration
+// while the program carries on).
+func sendLocked(r *registration, msg []byte) {
+	r.accepted = false
+	if writeLocked(msg) {
+		state.unheard = append(state.unheard, r)
+		hearLocked(false)
 	}
-	b, err := readReplyLocked(ResponseTimeout)
-	if err != nil {
-		failLocked(err)
-		return false
+}
+
+// hearLocked reads the answers that have come, and with wait, waits
+// (at most ResponseTimeout) until every registration sent has one.
+func hearLocked(wait bool) {
+	deadline := time.Now().Add(ResponseTimeout)
+	var buf [256]byte
+	for state.ctl >= 0 && len(state.unheard) > 0 {
+		n, err := unix.Read(state.reply, buf[:min(len(buf), len(state.unheard))])
+		switch {
+		case n > 0:
+			for _, b := range buf[:n] {
+				state.unheard[0].accepted = b == replyAccepted
+				state.unheard = state.unheard[1:]
+			}
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			if !wait {
+				return
+			}
+			if !pollLocked(state.reply, unix.POLLIN, deadline) {
+				failLocked(fmt.Errorf("no answer for %v", ResponseTimeout))
+			}
+		case err == nil:
+			failLocked(errReplyClosed)
+		default:
+			failLocked(os.NewSyscallError("read", err))
+		}
 	}
-	return b == replyAccepted
 }
 
 // writeLocked writes one line. The pipe holds thousands of lines and the
@@ -321,6 +354,7 @@ func failLocked(cause error) {
 	for _, r := range state.cgroups {
 		r.accepted = false
 	}
+	state.unheard = nil
 }
 
 // stopLocked closes the pipes and reaps the watchdog, killing it first
