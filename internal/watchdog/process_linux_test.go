@@ -23,6 +23,7 @@ func init() {
 	testHelpers["refused"] = helperRefused
 	testHelpers["not-ready"] = helperNotReady
 	testHelpers["startup"] = helperStartup
+	testHelpers["give-up"] = helperGiveUp
 }
 
 // helperLeader starts a sleep leading its own group, a child of the helper.
@@ -131,6 +132,25 @@ func helperNotReady() {
 	fmt.Printf("pid %d children %d: %v\n", Pid(), countChildren(), Err())
 }
 
+// helperGiveUp keeps calling Ensure while the watchdog's init exits: after
+// maxStarts attempts it stops trying, and says so.
+func helperGiveUp() {
+	firstRetry, maxRetry = time.Millisecond, time.Millisecond
+	start := time.Now()
+	for Err() == nil || !strings.Contains(Err().Error(), "gave up") {
+		if time.Since(start) > 20*time.Second {
+			helperFail("still trying after 20s: %v", Err())
+		}
+		Ensure()
+		time.Sleep(2 * time.Millisecond)
+	}
+	for range 10 {
+		Ensure()
+		time.Sleep(2 * time.Millisecond)
+	}
+	fmt.Printf("pid %d children %d: %v\n", Pid(), countChildren(), Err())
+}
+
 // countChildren counts the helper's live and zombie children.
 func countChildren() int {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/children", os.Getpid()))
@@ -220,6 +240,19 @@ func TestNotReadyReported(t *testing.T) {
 				t.Fatalf("helper: %v", err)
 			}
 		})
+	}
+}
+
+// TestGiveUp: a watchdog that cannot start is tried maxStarts times, then
+// no more (each attempt could cost a Start up to ReadyTimeout).
+func TestGiveUp(t *testing.T) {
+	h := startHelper(t, "give-up", "NETRUNNER_TEST_INIT=exit:3")
+	s := h.line(t)
+	if !strings.HasPrefix(s, "pid 0 children 0: ") || !strings.Contains(s, "exited with status 3") || !strings.HasSuffix(s, "; gave up after 3 attempts") {
+		t.Errorf("helper said %q", s)
+	}
+	if err := h.finish(t); err != nil {
+		t.Fatalf("helper: %v", err)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,8 +35,10 @@ var (
 	// ResponseTimeout bounds how long a registration waits for room in the
 	// control pipe and for the reply before the watchdog is given up.
 	ResponseTimeout = 10 * time.Second
-	// retry bounds the backoff between attempts to start a watchdog.
+	// firstRetry and maxRetry bound the backoff between attempts to start a
+	// watchdog; after maxStarts failed starts in a row, there are no more.
 	firstRetry, maxRetry = time.Second, time.Minute
+	maxStarts            = 3
 )
 
 // state is the program's side of the watchdog.
@@ -51,6 +52,7 @@ var state struct {
 	err       error
 	retryAt   time.Time
 	backoff   time.Duration
+	failures  int // starts that failed in a row
 	groups    map[int]*registration
 	cgroups   map[string]*registration
 	unheard   []*registration // sent to the watchdog, in order, not answered yet
@@ -133,17 +135,27 @@ func Ensure() {
 	if state.disabled || state.permanent || state.ctl >= 0 || time.Now().Before(state.retryAt) {
 		return
 	}
-	if err := launchable(); err != nil {
+	err := launchable()
+	if err != nil && !errors.Is(err, errNoProc) {
 		state.err, state.permanent = err, true
 		return
 	}
-	if err := startLocked(); err != nil {
+	if err == nil {
+		err = startLocked()
+	}
+	if err != nil {
+		// A program whose watchdog cannot start (its inits end or hold it
+		// up) would otherwise pay up to ReadyTimeout in a Start each time.
+		if state.failures++; state.failures >= maxStarts {
+			err = fmt.Errorf("%w; gave up after %d attempts", err, state.failures)
+			state.permanent = true
+		}
 		state.backoff = min(max(2*state.backoff, firstRetry), maxRetry)
 		state.retryAt = time.Now().Add(state.backoff)
 		state.err = err
 		return
 	}
-	state.err, state.backoff = nil, 0
+	state.err, state.backoff, state.failures = nil, 0, 0
 	// A replacement learns what its predecessor knew.
 	for pgid, r := range state.groups {
 		sendLocked(r, appendGroup(nil, '+', pgid))
@@ -355,114 +367,4 @@ func failLocked(cause error) {
 		r.accepted = false
 	}
 	state.unheard = nil
-}
-
-// stopLocked closes the pipes and reaps the watchdog, killing it first
-// unless it has exited already. It describes how the watchdog ended, if it
-// did so by itself.
-func stopLocked(cause error) string {
-	unix.Close(state.ctl)
-	unix.Close(state.reply)
-	state.ctl, state.reply = -1, -1
-	if state.pid == 0 {
-		return ""
-	}
-	pid := state.pid
-	state.pid = 0
-	// A watchdog whose pipe ends are closed is exiting: it closes its
-	// descriptors a moment before it becomes a zombie.
-	var grace time.Time
-	if errors.Is(cause, errReplyClosed) || errors.Is(cause, unix.EPIPE) {
-		grace = time.Now().Add(time.Second)
-	}
-	var ws syscall.WaitStatus
-	for {
-		if p, _ := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); p == pid {
-			return " (" + describe(ws) + ")"
-		}
-		if time.Now().After(grace) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	// Our unreaped child: the pid is still its own.
-	syscall.Kill(pid, syscall.SIGKILL)
-	for {
-		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
-			return ""
-		}
-	}
-}
-
-func describe(ws syscall.WaitStatus) string {
-	if ws.Signaled() {
-		return "it was killed by " + unix.SignalName(ws.Signal())
-	}
-	return "it exited with status " + strconv.Itoa(ws.ExitStatus())
-}
-
-// startLocked starts a watchdog and waits until it is ready.
-func startLocked() error {
-	var ctl, reply [2]int
-	if err := unix.Pipe2(ctl[:], unix.O_CLOEXEC); err != nil {
-		return fmt.Errorf("cannot start the watchdog: %w", os.NewSyscallError("pipe2", err))
-	}
-	if err := unix.Pipe2(reply[:], unix.O_CLOEXEC); err != nil {
-		unix.Close(ctl[0])
-		unix.Close(ctl[1])
-		return fmt.Errorf("cannot start the watchdog: %w", os.NewSyscallError("pipe2", err))
-	}
-	pid, err := spawn(ctl[0], reply[1])
-	unix.Close(ctl[0])
-	unix.Close(reply[1])
-	state.ctl, state.reply, state.pid = ctl[1], reply[0], pid
-	if err == nil {
-		// Only the program's ends: the watchdog's blocking reads are its own.
-		err = errors.Join(unix.SetNonblock(state.ctl, true), unix.SetNonblock(state.reply, true))
-	}
-	if err != nil {
-		stopLocked(nil)
-		return fmt.Errorf("cannot start the watchdog: %w", err)
-	}
-	start := time.Now()
-	b, err := readReplyLocked(ReadyTimeout)
-	if err == nil && b != replyReady {
-		err = fmt.Errorf("it said %q instead of being ready", b)
-	}
-	if err != nil {
-		status := stopLocked(err)
-		return fmt.Errorf("the watchdog (pid %d) did not become ready after %v: %w%s (a package init of the program may end or hold up the re-executed program); children are not killed when the program dies",
-			pid, time.Since(start).Round(time.Millisecond), err, status)
-	}
-	return nil
-}
-
-// spawn starts the watchdog: the program's binary with the program's
-// arguments (so that inits validating them see what they expect).
-func spawn(ctl, reply int) (int, error) {
-	null, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, &os.PathError{Op: "open", Path: os.DevNull, Err: err}
-	}
-	defer unix.Close(null)
-	env := []string{envVar + "=" + envValue}
-	for _, kv := range os.Environ() {
-		if len(kv) <= len(envVar) || kv[:len(envVar)+1] != envVar+"=" {
-			env = append(env, kv)
-		}
-	}
-	argv := os.Args
-	if len(argv) == 0 {
-		argv = []string{"/proc/self/exe"}
-	}
-	pid, err := syscall.ForkExec("/proc/self/exe", argv, &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   env,
-		Files: []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(ctl), uintptr(reply)},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
-	})
-	if err != nil {
-		return 0, &os.PathError{Op: "fork/exec", Path: "/proc/self/exe", Err: err}
-	}
-	return pid, nil
 }
