@@ -179,10 +179,10 @@ func allProcs() []procInfo {
 // children lists the direct children of the test process, without the
 // parent-death watchdog.
 func children() []procInfo {
-	me, guard := os.Getpid(), watchdog.Pid()
+	me, wd := os.Getpid(), watchdog.Pid()
 	var out []procInfo
 	for _, pi := range allProcs() {
-		if pi.ppid == me && pi.pid != guard {
+		if pi.ppid == me && pi.pid != wd {
 			out = append(out, pi)
 		}
 	}
