@@ -69,15 +69,18 @@ func serve() {
 	unix.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0)
 
 	t := newTable(os.Getppid())
+	// Reading through the runtime's poller parks this goroutine between
+	// lines; a blocking read(2) would have the runtime take it for one that
+	// hogs its thread and interrupt it with a signal on every line, which
+	// costs more than the line. The read end is the watchdog's alone.
+	unix.SetNonblock(ctlFd, true)
+	ctl := os.NewFile(ctlFd, "control pipe")
 	reply(replyReady)
 	var buf [4096]byte
 	var pending []byte
 	for {
-		n, err := unix.Read(ctlFd, buf[:])
-		if err == unix.EINTR {
-			continue
-		}
-		if n <= 0 {
+		n, err := ctl.Read(buf[:])
+		if n == 0 && err != nil {
 			break // EOF: the program is gone. (Any other error: we can no longer hear it.)
 		}
 		var exit bool

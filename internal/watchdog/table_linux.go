@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -108,12 +109,12 @@ func (t *table) addGroup(pgid int) bool {
 	if pgid <= 1 || pgid == t.self || !t.parentIs() {
 		return false
 	}
-	fd, err := unix.PidfdOpen(pgid, 0)
+	fd, err := pidfdOpen(pgid)
 	if err != nil {
 		return false
 	}
 	ppid, pgrp, err := procStat(pgid)
-	if err != nil || ppid != t.parent || pgrp != pgid || unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
+	if err != nil || ppid != t.parent || pgrp != pgid || !pidfdAlive(fd) {
 		unix.Close(fd)
 		return false
 	}
@@ -127,7 +128,7 @@ func (t *table) forgetGroup(pgid int) {
 		return
 	}
 	if g.count--; g.count == 0 {
-		unix.Close(g.pidfd)
+		unix.RawSyscall(unix.SYS_CLOSE, uintptr(g.pidfd), 0, 0)
 		delete(t.groups, pgid)
 	}
 }
@@ -148,7 +149,7 @@ func (t *table) addCgroup(pgid, created int, dir string) bool {
 	}
 	g := t.groups[pgid]
 	if g == nil || !strings.HasPrefix(dir, t.mount+"/") || t.ownCgroup == "" || within(t.ownCgroup, dir) ||
-		t.procCgroup(pgid) != dir || unix.PidfdSendSignal(g.pidfd, 0, nil, 0) != nil {
+		t.procCgroup(pgid) != dir || !pidfdAlive(g.pidfd) {
 		return false
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -196,12 +197,25 @@ func (t *table) procCgroup(pid int) string {
 	return filepath.Join(t.mount, rel)
 }
 
-// procStat reads a process's parent and group from /proc/PID/stat.
+// procStat reads a process's parent and group from /proc/PID/stat. It runs
+// once per child the program starts, so it stays cheap: raw system calls
+// (short ones, that never block) into a buffer on the stack, without the
+// runtime's bookkeeping for calls that may block, which on a busy machine
+// costs the watchdog more than the reading.
 func procStat(pid int) (ppid, pgrp int, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, err
+	var path [32]byte
+	p := append(strconv.AppendInt(append(path[:0], "/proc/"...), int64(pid), 10), "/stat\x00"...)
+	fd, _, errno := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(fdcwd), uintptr(unsafe.Pointer(&p[0])), unix.O_RDONLY|unix.O_CLOEXEC, 0, 0, 0)
+	if errno != 0 {
+		return 0, 0, errno
 	}
+	var buf [1024]byte
+	n, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	b := buf[:n]
 	// pid (comm) state ppid pgrp ...; comm may hold anything, even ')'.
 	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
 	if len(f) < 3 {
@@ -213,6 +227,24 @@ func procStat(pid int) (ppid, pgrp int, err error) {
 		return 0, 0, syscall.EINVAL
 	}
 	return ppid, pgrp, nil
+}
+
+// fdcwd is AT_FDCWD, a variable so that it converts to a uintptr argument.
+var fdcwd = unix.AT_FDCWD
+
+// pidfdOpen and pidfdAlive are unix.PidfdOpen and a signal 0 through a
+// pidfd (whether the process is unreaped), as raw system calls.
+func pidfdOpen(pid int) (int, error) {
+	fd, _, errno := unix.RawSyscall(unix.SYS_PIDFD_OPEN, uintptr(pid), 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
+func pidfdAlive(fd int) bool {
+	_, _, errno := unix.RawSyscall6(unix.SYS_PIDFD_SEND_SIGNAL, uintptr(fd), 0, 0, 0, 0, 0)
+	return errno == 0
 }
 
 // kill SIGKILLs every registered group and cgroup, then removes the
@@ -228,11 +260,11 @@ func procStat(pid int) (ppid, pgrp int, err error) {
 // alone; otherwise kill(-pgid) reaches the leftovers.
 func (t *table) kill() {
 	for pgid, g := range t.groups {
-		if unix.PidfdSendSignal(g.pidfd, 0, nil, 0) == nil {
+		if pidfdAlive(g.pidfd) {
 			unix.Kill(-pgid, unix.SIGKILL)
 			continue
 		}
-		if fd, err := unix.PidfdOpen(pgid, 0); err == nil {
+		if fd, err := pidfdOpen(pgid); err == nil {
 			unix.Close(fd)
 			continue
 		}
