@@ -55,7 +55,6 @@ var state struct {
 	failures  int // starts that failed in a row
 	groups    map[int]*registration
 	cgroups   map[string]*registration
-	unheard   []*registration // sent to the watchdog, in order, not answered yet
 }
 
 // A registration is a live group or cgroup the program wants watched, kept so
@@ -89,20 +88,15 @@ func Disable() {
 		stopLocked(nil)
 	}
 	state.disabled, state.permanent, state.err = true, true, errDisabled
-	state.unheard = nil
 	clear(state.groups)
 	clear(state.cgroups)
 }
 
 // Err reports why children are not protected: nil while they are (or before
-// any watchdog was needed). It waits for the watchdog's answers to the
-// registrations sent so far.
+// any watchdog was needed).
 func Err() error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
-	if state.ctl >= 0 {
-		hearLocked(true)
-	}
 	if state.err != nil {
 		return state.err
 	}
@@ -241,44 +235,22 @@ func appendCgroup(b []byte, pgid, created int, dir string) []byte {
 	return append(strconv.AppendQuote(b, dir), '\n')
 }
 
-// sendLocked writes a '+' line for r. The answer is not waited for: it is
-// heard later, in order, by hearLocked (the watchdog checks the registration
-// while the program carries on).
+// sendLocked writes a '+' line for r and waits for the answer. Waiting costs
+// a round trip to the watchdog, but the check needs the program alive: the
+// watchdog accepts only children of its parent, and the child of a parent
+// that died meanwhile is no longer one. So once Start returns, its child is
+// registered or Err says it is not.
 func sendLocked(r *registration, msg []byte) {
 	r.accepted = false
-	if writeLocked(msg) {
-		state.unheard = append(state.unheard, r)
-		hearLocked(false)
+	if !writeLocked(msg) {
+		return
 	}
-}
-
-// hearLocked reads the answers that have come, and with wait, waits
-// (at most ResponseTimeout) until every registration sent has one.
-func hearLocked(wait bool) {
-	deadline := time.Now().Add(ResponseTimeout)
-	var buf [256]byte
-	for state.ctl >= 0 && len(state.unheard) > 0 {
-		n, err := unix.Read(state.reply, buf[:min(len(buf), len(state.unheard))])
-		switch {
-		case n > 0:
-			for _, b := range buf[:n] {
-				state.unheard[0].accepted = b == replyAccepted
-				state.unheard = state.unheard[1:]
-			}
-		case err == unix.EINTR:
-		case err == unix.EAGAIN:
-			if !wait {
-				return
-			}
-			if !pollLocked(state.reply, unix.POLLIN, deadline) {
-				failLocked(fmt.Errorf("no answer for %v", ResponseTimeout))
-			}
-		case err == nil:
-			failLocked(errReplyClosed)
-		default:
-			failLocked(os.NewSyscallError("read", err))
-		}
+	b, err := readReplyLocked(ResponseTimeout)
+	if err != nil {
+		failLocked(err)
+		return
 	}
+	r.accepted = b == replyAccepted
 }
 
 // writeLocked writes one line. The pipe holds thousands of lines and the
@@ -366,5 +338,4 @@ func failLocked(cause error) {
 	for _, r := range state.cgroups {
 		r.accepted = false
 	}
-	state.unheard = nil
 }
