@@ -151,10 +151,16 @@ func helperGiveUp() {
 	fmt.Printf("pid %d children %d: %v\n", Pid(), countChildren(), Err())
 }
 
-// countChildren counts the helper's live and zombie children.
+// countChildren counts the helper's live and zombie children (each thread
+// lists those it forked).
 func countChildren() int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/children", os.Getpid()))
-	return len(strings.Fields(string(b)))
+	n := 0
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		n += len(strings.Fields(string(b)))
+	}
+	return n
 }
 
 // helperStartup measures what starting the watchdog costs the program: the
