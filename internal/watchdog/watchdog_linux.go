@@ -97,6 +97,9 @@ func Disable() {
 func Err() error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
+	if state.ctl >= 0 {
+		checkAliveLocked()
+	}
 	if state.err != nil {
 		return state.err
 	}
@@ -126,6 +129,9 @@ func Pid() int {
 func Ensure() {
 	state.mu.Lock()
 	defer state.mu.Unlock()
+	if state.ctl >= 0 {
+		checkAliveLocked()
+	}
 	if state.disabled || state.permanent || state.ctl >= 0 || time.Now().Before(state.retryAt) {
 		return
 	}
@@ -235,6 +241,22 @@ func appendCgroup(b []byte, pgid, created int, dir string) []byte {
 	return append(strconv.AppendQuote(b, dir), '\n')
 }
 
+// checkAliveLocked notices a watchdog that died: its end of the reply pipe
+// is closed. (It says nothing unasked.)
+func checkAliveLocked() {
+	var b [1]byte
+	n, err := unix.Read(state.reply, b[:])
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+	case n == 0 && err == nil:
+		failLocked(errReplyClosed)
+	case n > 0:
+		failLocked(fmt.Errorf("it said %q unasked", b[0]))
+	default:
+		failLocked(os.NewSyscallError("read", err))
+	}
+}
+
 // sendLocked writes a '+' line for r and waits for the answer. Waiting costs
 // a round trip to the watchdog, but the check needs the program alive: the
 // watchdog accepts only children of its parent, and the child of a parent
@@ -324,14 +346,15 @@ func pollLocked(fd int, events int16, deadline time.Time) bool {
 }
 
 // failLocked gives the running watchdog up: it is killed and reaped, and Err
-// says why (with its exit status if it died on its own). A later Ensure
+// says why (with its exit status if it died on its own). The next Ensure
 // starts a fresh one.
 func failLocked(cause error) {
 	pid := state.pid
 	status := stopLocked(cause)
 	state.err = fmt.Errorf("the watchdog (pid %d) failed: %w%s; children are not killed when the program dies", pid, cause, status)
-	state.backoff = firstRetry
-	state.retryAt = time.Now().Add(state.backoff)
+	// It worked until now (someone killed it, say): the next Ensure
+	// replaces it at once.
+	state.backoff, state.retryAt = 0, time.Time{}
 	for _, r := range state.groups {
 		r.accepted = false
 	}
