@@ -20,8 +20,10 @@ import (
 // re-executed from /proc/self/exe (named "netrunner-watch" in ps -e) that
 // holds a pipe from the program and kills every registered process group
 // and cgroup when the pipe reads EOF. Start waits until it is ready (at most
-// 5 s) before spawning the first child. A watchdog that failed is tried again
-// at a later Start, after a backoff of a second or more.
+// 5 s) before spawning the first child, and until it has accepted the child
+// before returning. A watchdog that died is replaced at the next Start (which
+// registers the live children again); one that could not start is tried
+// again at a later Start after a backoff, three times in a row at most.
 func WatchdogErr() error {
 	err := watchdog.Err()
 	switch {
