@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ func init() {
 	testHelpers["not-ready"] = helperNotReady
 	testHelpers["startup"] = helperStartup
 	testHelpers["give-up"] = helperGiveUp
+	testHelpers["churn"] = helperChurn
 }
 
 // helperLeader starts a sleep leading its own group, a child of the helper.
@@ -149,6 +151,39 @@ func helperGiveUp() {
 	fmt.Printf("pid %d children %d: %v\n", Pid(), countChildren(), Err())
 }
 
+// helperChurn registers and forgets groups and cgroup lines from many
+// goroutines at once, leaves one group per goroutine registered, prints
+// their leaders and waits to be killed.
+func helperChurn() {
+	Ensure()
+	leaders := make([]int, 8)
+	var wg sync.WaitGroup
+	for i := range leaders {
+		wg.Go(func() {
+			leader := helperLeader()
+			for j := range 200 {
+				WatchGroup(leader)
+				if j%16 == 0 {
+					dir := fmt.Sprintf("/nonexistent/netrunner-test/%d/%d", i, j)
+					WatchCgroup(leader, dir, 1) // refused: not where the leader is
+					ForgetCgroup(dir)
+				}
+				ForgetGroup(leader)
+			}
+			WatchGroup(leader)
+			leaders[i] = leader
+		})
+	}
+	wg.Wait()
+	if err := Err(); err != nil {
+		helperFail("%v", err)
+	}
+	fmt.Println(strings.Trim(fmt.Sprint(leaders), "[]"))
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
 // countChildren counts the helper's live and zombie children (each thread
 // lists those it forked).
 func countChildren() int {
@@ -194,6 +229,32 @@ func TestDeadWatchdogIsReplaced(t *testing.T) {
 	h.cmd.Process.Kill()
 	waitDead(t, time.Second, "the group registered before the first watchdog died", leader)
 	waitDead(t, 5*time.Second, "the replacement", wd)
+	h.finish(t)
+}
+
+// TestConcurrentRegistrations: registrations from many goroutines at once
+// reach the watchdog intact; it kills what is left registered when the
+// program is SIGKILLed.
+func TestConcurrentRegistrations(t *testing.T) {
+	h := startHelper(t, "churn")
+	var leaders []int
+	for _, f := range strings.Fields(h.line(t)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaders = append(leaders, pid)
+	}
+	t.Cleanup(func() {
+		for _, pid := range leaders {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	if len(leaders) != 8 {
+		t.Fatalf("helper printed %v", leaders)
+	}
+	h.cmd.Process.Kill()
+	waitDead(t, time.Second, "the registered groups", leaders...)
 	h.finish(t)
 }
 
