@@ -43,7 +43,9 @@
 //
 // Protocol on the control pipe: lines of text, each written with one
 // write(2). A line starting with '+' gets one reply byte, 'y' (accepted) or
-// 'n' (refused); the first byte the watchdog sends is 'R', once it is ready.
+// 'n' (refused), which the program waits for: the check needs the program
+// alive (its children are reparented when it dies). The first byte the
+// watchdog sends is 'R', once it is ready.
 //
 //	+g PGID           watch process group PGID, led by a child of the parent
 //	-g PGID           forget it
