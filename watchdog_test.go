@@ -246,3 +246,24 @@ func TestWatchdogNotReadyReported(t *testing.T) {
 		t.Errorf("helper: %v", err)
 	}
 }
+
+// TestWatchdogErrWithoutProc: without /proc the program cannot re-execute
+// itself; commands still run, and WatchdogErr says why they are unprotected.
+func TestWatchdogErrWithoutProc(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and unshare for a mount namespace without /proc")
+	}
+	cmd := exec.Command(unshare, "-m", "sh", "-c", `umount -l /proc && exec "$0"`, os.Args[0])
+	cmd.Env = append(os.Environ(), "NETRUNNER_TEST_HELPER=watchdog-err",
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v (%q)", err, out)
+	}
+	want := `"ran\n" <nil>: netrunner: cannot start the watchdog: /proc is not mounted (stat /proc/self/exe: no such file or directory)`
+	if !strings.HasPrefix(string(out), want) {
+		t.Errorf("helper said %q, want it to start with %q", out, want)
+	}
+}
