@@ -28,10 +28,8 @@ var errNoProc = errors.New("/proc is not mounted")
 // with the program's arguments. Without /proc nothing can be checked.
 func launchable() error {
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-buildmode" && (s.Value == "c-shared" || s.Value == "c-archive" || s.Value == "plugin") {
-				return fmt.Errorf("no watchdog in a -buildmode=%s program (/proc/self/exe is the host program): children are not killed when the program dies", s.Value)
-			}
+		if err := buildModeErr(bi.Settings); err != nil {
+			return err
 		}
 	}
 	var exe syscall.Stat_t
@@ -44,6 +42,17 @@ func launchable() error {
 	}
 	if uint64(exe.Dev) != dev || uint64(exe.Ino) != ino {
 		return errors.New("no watchdog: /proc/self/exe is not the file this code was loaded from (started through the dynamic loader, or loaded into another program); children are not killed when the program dies")
+	}
+	return nil
+}
+
+// buildModeErr refuses the build modes in which the program is loaded into
+// another one.
+func buildModeErr(settings []debug.BuildSetting) error {
+	for _, s := range settings {
+		if s.Key == "-buildmode" && (s.Value == "c-shared" || s.Value == "c-archive" || s.Value == "plugin") {
+			return fmt.Errorf("no watchdog in a -buildmode=%s program (/proc/self/exe is the host program): children are not killed when the program dies", s.Value)
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -319,5 +320,20 @@ func TestKillCgroup(t *testing.T) {
 			}
 			waitDead(t, time.Second, "the cgroup's processes", pids...)
 		})
+	}
+}
+
+// TestLaunchable: an ordinary program can be its own watchdog; the build
+// modes that load it into another program are refused, by name.
+func TestLaunchable(t *testing.T) {
+	if err := launchable(); err != nil {
+		t.Errorf("launchable() in the test binary: %v", err)
+	}
+	for _, mode := range []string{"exe", "pie", "c-shared", "c-archive", "plugin"} {
+		err := buildModeErr([]debug.BuildSetting{{Key: "CGO_ENABLED", Value: "1"}, {Key: "-buildmode", Value: mode}})
+		refused := mode != "exe" && mode != "pie"
+		if (err != nil) != refused || (refused && !strings.Contains(err.Error(), "-buildmode="+mode)) {
+			t.Errorf("-buildmode=%s: %v", mode, err)
+		}
 	}
 }
