@@ -64,7 +64,7 @@ var (
 )
 
 // benchWarmOnce starts one process before any timer runs, so that the
-// one-time costs (the parent-death guard, the poller) stay out of the figures.
+// one-time costs (the parent-death watchdog, the poller) stay out of the figures.
 var benchWarmOnce sync.Once
 
 func benchWarm(b *testing.B) {
@@ -361,7 +361,7 @@ func nrRunSpawn(ctx context.Context) error {
 
 func execSpawn(context.Context) error { return exec.Command("true").Run() }
 
-// BenchmarkSpawn: Start+Wait of true, with the parent-death guard already
+// BenchmarkSpawn: Start+Wait of true, with the parent-death watchdog already
 // running, against exec.Command("true").Run(). netrunner-run (Cmd.Run, no
 // stdin pipe) is shown for reference. interleaved alternates the two within
 // each op and reports each side's ns/spawn, so that both see the same load

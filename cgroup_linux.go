@@ -1,8 +1,6 @@
 package netrunner
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,10 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
 
+	"github.com/netrunner-go/netrunner/internal/watchdog"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,44 +23,13 @@ type cgroup struct {
 	created []string // directories we made, innermost first: removed at the end
 }
 
-// cgroup2Mount finds where the cgroup v2 hierarchy is mounted, from
-// /proc/self/mountinfo: on a hybrid layout it is not /sys/fs/cgroup.
-var cgroup2Mount = sync.OnceValues(func() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+// cgroup2Mount finds where the cgroup v2 hierarchy is mounted.
+func cgroup2Mount() (string, error) {
+	mount, err := watchdog.Cgroup2Mount()
 	if err != nil {
 		return "", fmt.Errorf("cgroup v2: %w (%v)", ErrUnsupported, err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options [optional...] - fstype source super
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		fields := strings.Fields(pre)
-		if !ok || len(fields) < 5 || !strings.HasPrefix(post, "cgroup2 ") {
-			continue
-		}
-		return unescapeMountinfo(fields[4]), nil
-	}
-	return "", fmt.Errorf("cgroup v2 is not mounted: %w", ErrUnsupported)
-})
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return mount, nil
 }
 
 func (c *Cmd) validatePlatform() error {
@@ -85,6 +51,9 @@ func (c *Cmd) validatePlatform() error {
 			return invalidf(name, "Cgroup %q contains %q", c.Cgroup, part)
 		}
 	}
+	if err := c.checkNotOwnCgroup(); err != nil {
+		return err
+	}
 	for file, value := range c.CgroupSettings {
 		if file == "" || file == "." || file == ".." || strings.ContainsAny(file, "/\x00") {
 			return invalidf(name, "CgroupSettings key %q is not a file name", file)
@@ -92,6 +61,24 @@ func (c *Cmd) validatePlatform() error {
 		if strings.IndexByte(value, 0) >= 0 {
 			return invalidf(name, "CgroupSettings[%q] contains a NUL byte", file)
 		}
+	}
+	return nil
+}
+
+// checkNotOwnCgroup refuses a Cgroup that holds the program itself (its own
+// cgroup or an ancestor): killing it at the end would kill the program.
+func (c *Cmd) checkNotOwnCgroup() error {
+	mount, err := watchdog.Cgroup2Mount()
+	if err != nil {
+		return nil // openCgroup reports it
+	}
+	self, err := watchdog.SelfCgroup()
+	if err != nil {
+		return nil
+	}
+	dir, own := filepath.Join(mount, filepath.Clean(c.Cgroup)), filepath.Join(mount, self)
+	if own == dir || strings.HasPrefix(own, dir+"/") {
+		return invalidf(c.name(), "Cgroup %q holds this program itself (its cgroup is %q): killing it would kill the program", c.Cgroup, self)
 	}
 	return nil
 }
@@ -111,7 +98,6 @@ func (c *Cmd) openCgroup() (*cgroup, error) {
 		cg.remove()
 		return nil, err
 	}
-	guardWatchCgroup(cg.dir)
 	return cg, nil
 }
 
@@ -183,41 +169,26 @@ func writeCgroupFile(path, value string) error {
 	return err
 }
 
-// end kills every process left in the group and removes what we created.
-// cgroup.kill reaches processes that left the process group (setsid); on
-// kernels without it, the group is frozen so nothing forks while each
-// member is killed.
+// watch registers the group with the watchdog, once its first child, the
+// leader of group pgid, lives in it.
+func (cg *cgroup) watch(pgid int) {
+	if cg != nil {
+		watchdog.WatchCgroup(pgid, cg.dir, len(cg.created))
+	}
+}
+
+// end kills every process left in the group, waits until they have left it
+// (at most killWait), removes what we created, and tells the watchdog, in
+// that order: should the program die in between, the watchdog finds the
+// group gone rather than leaves it behind.
 func (cg *cgroup) end() {
 	if cg == nil {
 		return
 	}
+	watchdog.KillCgroup(cg.fd, killWait)
 	unix.Close(cg.fd)
-	if writeCgroupFile(filepath.Join(cg.dir, "cgroup.kill"), "1") != nil {
-		freeze := filepath.Join(cg.dir, "cgroup.freeze")
-		writeCgroupFile(freeze, "1")
-		for _, pid := range cg.procs() {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		writeCgroupFile(freeze, "0")
-	}
-	// Killed processes leave the group once they are zombies; a group can
-	// only be removed when it is empty.
-	for deadline := time.Now().Add(killWait); len(cg.procs()) > 0 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
-	guardForgetCgroup(cg.dir)
 	cg.remove()
-}
-
-func (cg *cgroup) procs() []int {
-	b, _ := os.ReadFile(filepath.Join(cg.dir, "cgroup.procs"))
-	var pids []int
-	for _, f := range bytes.Fields(b) {
-		if pid, err := strconv.Atoi(string(f)); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	watchdog.ForgetCgroup(cg.dir)
 }
 
 func (cg *cgroup) remove() {

@@ -414,8 +414,8 @@ func cgroupHelperParent() {
 	}
 }
 
-// The parent-death guard kills the whole cgroup, escapees included, when
-// the Go program is SIGKILLed.
+// The parent-death watchdog kills the whole cgroup, escapees included, when
+// the Go program is SIGKILLed, and removes the cgroups the program created.
 func TestCgroupParentDeath(t *testing.T) {
 	mnt := cgTestMount(t)
 	rel := cgTestPath(t)
@@ -481,8 +481,13 @@ func TestCgroupParentDeath(t *testing.T) {
 	if took > time.Second {
 		t.Errorf("the cgroup's processes took %v to die after the parent's SIGKILL; the contract says within a second", took)
 	}
-	// The guard only kills; the group's directory is the cleanup's to remove.
-	cgTestRemove(t, filepath.Join(mnt, rel))
+	// The watchdog removes what the package created: the group and its
+	// parent, which did not exist before.
+	for _, d := range []string{filepath.Join(mnt, rel), filepath.Dir(filepath.Join(mnt, rel))} {
+		if !eventually(5*time.Second, func() bool { return !cgTestExists(d) }) {
+			t.Errorf("%s, created by the dead program, still there 5s after its SIGKILL", d)
+		}
+	}
 }
 
 // cgTestSid returns the session of pid, from /proc/PID/stat.

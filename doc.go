@@ -32,12 +32,14 @@
 //
 // If the Go program dies, even by SIGKILL, its children die with it, on
 // Linux: the first Start launches one small watchdog process (the program's
-// own binary, re-executed from /proc/self/exe and diverted into guard mode by
-// this package's init, before main) that holds a pipe from the program and
-// knows every live process group and cgroup. When the pipe reads EOF, the
-// watchdog kills them all. A consequence of re-executing the binary: the
-// program's package initialisers run once more in the watchdog, so they should
-// be free of side effects.
+// own binary, re-executed from /proc/self/exe with the program's arguments
+// and diverted into the watchdog by this package's init, before main), waits
+// until it confirms it is ready, and registers every process group and cgroup
+// with it. When the program dies, the watchdog kills them all and removes the
+// cgroups the package created. The program's package initialisers run once
+// more in the watchdog, so they should be free of side effects. A setuid or
+// setcap program never becomes the watchdog. [WatchdogErr] says whether the
+// children are protected; [DisableWatchdog] opts out.
 //
 // # Standard error
 //

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/netrunner-go/netrunner/internal/watchdog"
 )
 
 // Command returns a Cmd that runs the named program with the given
@@ -237,6 +239,8 @@ func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
 		cg.end()
 		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
 	}
+	// The watchdog is up before the first child is, and ready.
+	watchdog.Ensure()
 	l, err := spawn(path, c.argv(), c.env(), c.Dir, s.childFiles(), c.PTY != nil, cg)
 	s.closeChildEnds()
 	if err != nil {

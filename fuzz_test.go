@@ -193,7 +193,7 @@ func FuzzCmdValidation(f *testing.F) {
 	if _, err := os.Stat("/nonexistent"); err == nil {
 		f.Skip("/nonexistent exists: the fuzzer could run real programs")
 	}
-	// Whatever exists once anything ran (the parent-death guard, the
+	// Whatever exists once anything ran (the parent-death watchdog, the
 	// poller's descriptors) exists before the baselines below.
 	warmUp(f)
 	goodDir := f.TempDir()

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/netrunner-go/netrunner/internal/watchdog"
 )
 
 // A Process is a started command. Its methods are safe for concurrent use.
@@ -74,7 +76,10 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 	if p.stdin != nil {
 		p.stdinWatch = newCtxWatch(p.stdin, true, nil)
 	}
-	guardWatch(p.pid)
+	// Registered at once: the watchdog is ready (start called Ensure), and a
+	// refusal shows in WatchdogErr.
+	watchdog.WatchGroup(p.pid)
+	cg.watch(p.pid)
 	size := c.chunkSize()
 	if s.stdout != nil {
 		p.Stdout = newStream(fmt.Sprintf("%q stdout", p.name), s.stdout, size, s.pty != nil, &p.bytesOut, &p.reads)
@@ -132,7 +137,7 @@ func (p *Process) supervise(drainer *Stream) {
 
 	endLeftovers(p.pid, p.killTimeout, p.killNow)
 	p.cgroup.end()
-	guardForget(p.pid)
+	watchdog.ForgetGroup(p.pid)
 	p.leader.release()
 	p.closeStdin()
 	// The group is gone: whatever the pipes still hold is all there is.

@@ -42,7 +42,7 @@ type stressBaseline struct {
 }
 
 // stressTakeBaseline takes the baseline after a warm-up run, so that what
-// exists once anything ran (the guard, the poller) is part of it.
+// exists once anything ran (the watchdog, the poller) is part of it.
 func stressTakeBaseline(t testing.TB) stressBaseline {
 	t.Helper()
 	warmUp(t)
@@ -321,7 +321,7 @@ func TestStressEMFILE(t *testing.T) {
 		"NETRUNNER_TEST_HELPER=stress-emfile",
 		// Under -race, a program sleeps 1s at exit by default.
 		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	// Should the test process die, so does the helper (and its guard then
+	// Should the test process die, so does the helper (and its watchdog then
 	// kills what the helper started).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
@@ -379,7 +379,7 @@ func stressHelperEMFILE() {
 	// No finalizer may close a descriptor that a failed Start forgot.
 	stressNoGC()
 
-	// The warm-up starts the guard, before the limit and the baseline.
+	// The warm-up starts the watchdog, before the limit and the baseline.
 	if _, err := Command("true").Output(ctx); err != nil {
 		fail("warm-up: %v", err)
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netrunner-go/netrunner/internal/watchdog"
 )
 
 // testTimeout bounds the life of every process a test starts: the context
@@ -68,7 +70,7 @@ func reap(t testing.TB, p *Process) {
 }
 
 // warmUp runs one process, so that what exists once anything has run (the
-// parent-death guard and its pipe, the runtime's poller descriptors) is
+// parent-death watchdog and its pipes, the runtime's poller descriptors) is
 // there before a test takes its baseline of descriptors and children.
 var warmUpOnce sync.Once
 
@@ -175,12 +177,12 @@ func allProcs() []procInfo {
 }
 
 // children lists the direct children of the test process, without the
-// parent-death guard.
+// parent-death watchdog.
 func children() []procInfo {
-	me, guard := os.Getpid(), guardPid()
+	me, wd := os.Getpid(), watchdog.Pid()
 	var out []procInfo
 	for _, pi := range allProcs() {
-		if pi.ppid == me && pi.pid != guard {
+		if pi.ppid == me && pi.pid != wd {
 			out = append(out, pi)
 		}
 	}

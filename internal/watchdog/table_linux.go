@@ -1,0 +1,308 @@
+//go:build linux
+
+package watchdog
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroupKillTimeout bounds the wait for a killed cgroup to empty.
+const cgroupKillTimeout = 2 * time.Second
+
+// table is what the watchdog knows, all of it checked when registered.
+type table struct {
+	parent    int         // the watchdog's real parent: the program it acts for
+	parentIs  func() bool // whether the watchdog's parent is still that
+	self      int         // the watchdog's pid
+	mount     string      // the cgroup v2 mount, "" if none
+	ownCgroup string      // the watchdog's cgroup directory, "" if unknown
+	groups    map[int]*group
+	cgroups   map[string]*cgroupEntry
+}
+
+// A group is a registered process group, pinned by a pidfd of its leader.
+type group struct {
+	pidfd int
+	count int
+}
+
+// A cgroupEntry is a registered cgroup, pinned by a descriptor of its
+// directory: a cgroup removed and made again under the same name by someone
+// else is another directory, which the watchdog never touches.
+type cgroupEntry struct {
+	fd       int
+	dev, ino uint64
+	count    int
+	created  int // innermost levels the program made, removed after the kill
+}
+
+func newTable(parent int) *table {
+	t := &table{
+		parent:   parent,
+		parentIs: func() bool { return os.Getppid() == parent },
+		self:     os.Getpid(),
+		groups:   map[int]*group{},
+		cgroups:  map[string]*cgroupEntry{},
+	}
+	if mount, err := Cgroup2Mount(); err == nil {
+		t.mount = mount
+		if own, err := SelfCgroup(); err == nil {
+			t.ownCgroup = filepath.Join(mount, own)
+		}
+	}
+	return t
+}
+
+// apply applies one protocol line (without its newline) and returns the
+// reply byte for a '+' line, else 0.
+func (t *table) apply(line []byte) byte {
+	op, rest, _ := bytes.Cut(line, []byte(" "))
+	accepted := false
+	switch string(op) {
+	case "+g":
+		pgid, err := strconv.Atoi(string(rest))
+		accepted = err == nil && t.addGroup(pgid)
+	case "-g":
+		if pgid, err := strconv.Atoi(string(rest)); err == nil {
+			t.forgetGroup(pgid)
+		}
+	case "+c":
+		if f := strings.SplitN(string(rest), " ", 3); len(f) == 3 {
+			pgid, err1 := strconv.Atoi(f[0])
+			created, err2 := strconv.Atoi(f[1])
+			dir, err3 := strconv.Unquote(f[2])
+			accepted = err1 == nil && err2 == nil && err3 == nil && t.addCgroup(pgid, created, dir)
+		}
+	case "-c":
+		if dir, err := strconv.Unquote(string(rest)); err == nil {
+			t.forgetCgroup(dir)
+		}
+	}
+	switch {
+	case len(op) == 0 || op[0] != '+':
+		return 0
+	case accepted:
+		return replyAccepted
+	}
+	return replyRefused
+}
+
+// addGroup accepts group pgid if its leader (pid pgid) is a child of the
+// parent. The leader is pinned by a pidfd, opened before its parent and
+// group are read and checked again afterwards, so the checks are of the
+// process the pidfd holds.
+func (t *table) addGroup(pgid int) bool {
+	if g := t.groups[pgid]; g != nil {
+		g.count++
+		return true
+	}
+	if pgid <= 1 || pgid == t.self || !t.parentIs() {
+		return false
+	}
+	fd, err := pidfdOpen(pgid)
+	if err != nil {
+		return false
+	}
+	ppid, pgrp, err := procStat(pgid)
+	if err != nil || ppid != t.parent || pgrp != pgid || !pidfdAlive(fd) {
+		unix.Close(fd)
+		return false
+	}
+	t.groups[pgid] = &group{pidfd: fd, count: 1}
+	return true
+}
+
+func (t *table) forgetGroup(pgid int) {
+	g := t.groups[pgid]
+	if g == nil {
+		return
+	}
+	if g.count--; g.count == 0 {
+		unix.RawSyscall(unix.SYS_CLOSE, uintptr(g.pidfd), 0, 0)
+		delete(t.groups, pgid)
+	}
+}
+
+// addCgroup accepts dir if the leader of registered group pgid lives in it
+// (it is unreaped: the pidfd can still signal it after its cgroup was read):
+// the parent put its own child there, so the cgroup is the parent's to kill.
+// It must be on cgroup2, below the mount's root, and not hold the watchdog
+// (nor, so, the parent, whose cgroup the watchdog started in).
+func (t *table) addCgroup(pgid, created int, dir string) bool {
+	if !filepath.IsAbs(dir) {
+		return false
+	}
+	dir = filepath.Clean(dir)
+	if e := t.cgroups[dir]; e != nil {
+		e.count++
+		return true
+	}
+	g := t.groups[pgid]
+	if g == nil || !strings.HasPrefix(dir, t.mount+"/") || t.ownCgroup == "" || within(t.ownCgroup, dir) ||
+		t.procCgroup(pgid) != dir || !pidfdAlive(g.pidfd) {
+		return false
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	var fs unix.Statfs_t
+	var st, now unix.Stat_t
+	if unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.CGROUP2_SUPER_MAGIC || unix.Fstat(fd, &st) != nil ||
+		unix.Stat(dir, &now) != nil || now.Dev != st.Dev || now.Ino != st.Ino {
+		unix.Close(fd)
+		return false
+	}
+	depth := strings.Count(strings.TrimPrefix(dir, t.mount), "/")
+	t.cgroups[dir] = &cgroupEntry{fd: fd, dev: uint64(st.Dev), ino: uint64(st.Ino), count: 1, created: min(max(created, 0), depth)}
+	return true
+}
+
+func (t *table) forgetCgroup(dir string) {
+	dir = filepath.Clean(dir)
+	e := t.cgroups[dir]
+	if e == nil {
+		return
+	}
+	if e.count--; e.count == 0 {
+		unix.Close(e.fd)
+		delete(t.cgroups, dir)
+	}
+}
+
+// within reports whether path is dir or below it.
+func within(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, dir+"/")
+}
+
+// procCgroup returns the cgroup directory of pid, "" if unknown.
+func (t *table) procCgroup(pid int) string {
+	if t.mount == "" {
+		return ""
+	}
+	rel, err := procCgroupPath(pid)
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(t.mount, rel)
+}
+
+// procStat reads a process's parent and group from /proc/PID/stat. It runs
+// once per child the program starts, so it stays cheap: raw system calls
+// (short ones, that never block) into a buffer on the stack, without the
+// runtime's bookkeeping for calls that may block, which on a busy machine
+// costs the watchdog more than the reading.
+func procStat(pid int) (ppid, pgrp int, err error) {
+	var path [32]byte
+	p := append(strconv.AppendInt(append(path[:0], "/proc/"...), int64(pid), 10), "/stat\x00"...)
+	fd, _, errno := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(fdcwd), uintptr(unsafe.Pointer(&p[0])), unix.O_RDONLY|unix.O_CLOEXEC, 0, 0, 0)
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	var buf [1024]byte
+	n, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	b := buf[:n]
+	// pid (comm) state ppid pgrp ...; comm may hold anything, even ')'.
+	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
+	if len(f) < 3 {
+		return 0, 0, syscall.EINVAL
+	}
+	ppid, err1 := strconv.Atoi(string(f[1]))
+	pgrp, err2 := strconv.Atoi(string(f[2]))
+	if err1 != nil || err2 != nil {
+		return 0, 0, syscall.EINVAL
+	}
+	return ppid, pgrp, nil
+}
+
+// fdcwd is AT_FDCWD, a variable so that it converts to a uintptr argument.
+var fdcwd = unix.AT_FDCWD
+
+// pidfdOpen and pidfdAlive are unix.PidfdOpen and a signal 0 through a
+// pidfd (whether the process is unreaped), as raw system calls.
+func pidfdOpen(pid int) (int, error) {
+	fd, _, errno := unix.RawSyscall(unix.SYS_PIDFD_OPEN, uintptr(pid), 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
+func pidfdAlive(fd int) bool {
+	_, _, errno := unix.RawSyscall6(unix.SYS_PIDFD_SEND_SIGNAL, uintptr(fd), 0, 0, 0, 0, 0)
+	return errno == 0
+}
+
+// kill SIGKILLs every registered group and cgroup, then removes the
+// cgroup directories the program created.
+//
+// A group whose leader is unreaped (alive or a zombie; the pidfd can still
+// signal it) holds its pid, so kill(-pgid) reaches that group and no other.
+// Once the leader is reaped (the program reaps, then ends the leftovers, then
+// forgets the group), the number stays reserved while any member of the
+// group lives; it can only name another group after they are all gone and
+// the pid allocator has come round to it again. If a process with that pid
+// exists now, it is such a newcomer (ours was reaped) and the group is left
+// alone; otherwise kill(-pgid) reaches the leftovers.
+func (t *table) kill() {
+	for pgid, g := range t.groups {
+		if pidfdAlive(g.pidfd) {
+			unix.Kill(-pgid, unix.SIGKILL)
+			continue
+		}
+		if fd, err := pidfdOpen(pgid); err == nil {
+			unix.Close(fd)
+			continue
+		}
+		unix.Kill(-pgid, unix.SIGKILL)
+	}
+	var remove []string
+	for dir, e := range t.cgroups {
+		if !KillCgroup(e.fd, cgroupKillTimeout) {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat(dir, &st) != nil || uint64(st.Dev) != e.dev || uint64(st.Ino) != e.ino {
+			continue // removed meanwhile, and perhaps made again by someone else
+		}
+		for d, i := dir, 0; i < e.created; d, i = filepath.Dir(d), i+1 {
+			remove = append(remove, d)
+		}
+	}
+	// Innermost first: a cgroup with children cannot be removed.
+	slices.SortFunc(remove, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	for _, d := range slices.Compact(remove) {
+		unix.Rmdir(d)
+	}
+}
+
+// close releases the descriptors the table holds.
+func (t *table) close() {
+	for _, g := range t.groups {
+		unix.Close(g.pidfd)
+	}
+	for _, e := range t.cgroups {
+		unix.Close(e.fd)
+	}
+	clear(t.groups)
+	clear(t.cgroups)
+}

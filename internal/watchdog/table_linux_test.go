@@ -1,0 +1,339 @@
+//go:build linux
+
+package watchdog
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestFeedSplitsLines: lines split across reads anywhere are put together,
+// and the exit line ends the feed.
+func TestFeedSplitsLines(t *testing.T) {
+	var stream []byte
+	var want []string
+	for i := range 300 {
+		line := fmt.Sprintf("+g %d", 1000+i)
+		if i%7 == 0 {
+			line = fmt.Sprintf("+c %d 2 %q", i, fmt.Sprintf("/sys/fs/cgroup/x %d\n", i))
+		}
+		stream = append(append(stream, line...), '\n')
+		want = append(want, line)
+	}
+	for _, chunk := range []int{1, 2, 3, 5, 13, 100, 4096, len(stream)} {
+		var got []string
+		var pending []byte
+		for rest := stream; len(rest) > 0; {
+			n := min(chunk, len(rest))
+			var exit bool
+			pending, exit = feed(pending, rest[:n], func(l []byte) { got = append(got, string(l)) })
+			if exit {
+				t.Fatalf("chunks of %d: exit without an exit line", chunk)
+			}
+			rest = rest[n:]
+		}
+		if len(pending) != 0 || !slices.Equal(got, want) {
+			t.Errorf("chunks of %d: pending %q, %d lines; want none and %d", chunk, pending, len(got), len(want))
+		}
+	}
+	var got []string
+	_, exit := feed(nil, []byte("+g 5\nx\n+g 6\n"), func(l []byte) { got = append(got, string(l)) })
+	if !exit || !slices.Equal(got, []string{"+g 5"}) {
+		t.Errorf("exit line: exit %v, lines %q; want true and only the line before it", exit, got)
+	}
+}
+
+// shell starts sh -c script as a child of the test process leading its own
+// group; the script's first line of output is a list of pids.
+func shell(t *testing.T, script string) (*exec.Cmd, []int) {
+	t.Helper()
+	c := exec.Command("sh", "-c", script)
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	t.Cleanup(func() {
+		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		c.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("sh: %q, %v", line, err)
+	}
+	for _, f := range strings.Fields(line) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("sh said %q", line)
+		}
+		pids = append(pids, pid)
+	}
+	return c, pids
+}
+
+// waitLeads waits until pid, run by setsid, leads a group of its own.
+func waitLeads(t *testing.T, pid int) {
+	t.Helper()
+	leads := func() bool { f, _ := statFields(pid); return f != nil && f[2] == strconv.Itoa(pid) }
+	for deadline := time.Now().Add(10 * time.Second); !leads(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d does not lead a group of its own", pid)
+		}
+	}
+}
+
+// testTable is a table that acts for the test process.
+func testTable() *table {
+	t := newTable(os.Getpid())
+	t.parentIs = func() bool { return true }
+	return t
+}
+
+// TestTableAcceptsOnlyTheParentsGroups: a group is accepted only when its
+// leader is a child of the parent and leads it. Everything else is refused,
+// and every '+' line is answered.
+func TestTableAcceptsOnlyTheParentsGroups(t *testing.T) {
+	tab := testTable()
+	t.Cleanup(func() { tab.close() })
+	// sh leads its group; its background sleep is a member; the setsid'ed
+	// sleep leads a group but is sh's child, not ours.
+	sh, pids := shell(t, "sleep 1000 & m=$!; setsid sleep 1000 & echo $m $!; wait")
+	leader, member, grandchild := sh.Process.Pid, pids[0], pids[1]
+	waitLeads(t, grandchild)
+	notLeader := exec.Command("sleep", "1000") // in the test's own group
+	if err := notLeader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		notLeader.Process.Kill()
+		notLeader.Wait()
+	})
+	for _, tc := range []struct {
+		line string
+		want byte
+	}{
+		{"+g " + strconv.Itoa(leader), replyAccepted},
+		{"+g " + strconv.Itoa(leader), replyAccepted}, // counted
+		{"+g " + strconv.Itoa(member), replyRefused},
+		{"+g " + strconv.Itoa(grandchild), replyRefused},
+		{"+g " + strconv.Itoa(notLeader.Process.Pid), replyRefused},
+		{"+g " + strconv.Itoa(os.Getpid()), replyRefused},
+		{"+g 1", replyRefused}, {"+g 0", replyRefused}, {"+g -7", replyRefused},
+		{"+g " + strconv.Itoa(fakePgid), replyRefused},
+		{"+g x", replyRefused}, {"+g", replyRefused}, {"+g  5", replyRefused}, {"+x 5", replyRefused}, {"+", replyRefused},
+		{`+c 5 0 "/x"`, replyRefused},
+		{"-g 12a", 0}, {"*g 5", 0}, {"", 0}, {"-c unquoted", 0},
+	} {
+		if got := tab.apply([]byte(tc.line)); got != tc.want {
+			t.Errorf("apply(%q) = %q, want %q", tc.line, got, tc.want)
+		}
+	}
+	if g := tab.groups[leader]; len(tab.groups) != 1 || g == nil || g.count != 2 {
+		t.Fatalf("groups %v, want only %d, counted twice", tab.groups, leader)
+	}
+	for range 3 { // one too many: harmless
+		tab.apply([]byte("-g " + strconv.Itoa(leader)))
+	}
+	if len(tab.groups) != 0 {
+		t.Fatalf("groups %v after forgetting, want none", tab.groups)
+	}
+}
+
+// TestTableKillsRegisteredGroups: the kill reaches every process of a
+// registered group, and nothing of a group that was refused or forgotten.
+func TestTableKillsRegisteredGroups(t *testing.T) {
+	tab := testTable()
+	sh, pids := shell(t, "sleep 1000 & setsid sleep 1000 & echo $! $!; wait")
+	_, forgotten := shell(t, "sleep 1000 & echo $!; wait")
+	kept := pids[0]
+	waitLeads(t, kept)
+	leader := sh.Process.Pid
+	member := 0
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", leader, leader)); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if pid, _ := strconv.Atoi(f); pid != kept {
+				member = pid
+			}
+		}
+	}
+	if member == 0 {
+		t.Fatal("cannot find sh's background sleep")
+	}
+	forgottenLeader := 0
+	if f, _ := statFields(forgotten[0]); f != nil {
+		forgottenLeader, _ = strconv.Atoi(f[2])
+	}
+	for _, line := range []string{"+g " + strconv.Itoa(leader), "+g " + strconv.Itoa(kept), "+g " + strconv.Itoa(forgottenLeader), "-g " + strconv.Itoa(forgottenLeader)} {
+		tab.apply([]byte(line))
+	}
+	tab.kill()
+	tab.close()
+	waitDead(t, time.Second, "the registered group", leader, member)
+	for _, pid := range append([]int{kept, forgottenLeader}, forgotten...) {
+		if isDead(pid) {
+			t.Errorf("pid %d of a group refused or forgotten was killed", pid)
+		}
+	}
+}
+
+// TestTableCgroups: a cgroup is accepted only where a registered leader
+// lives, is killed through the descriptor held since, and what the parent
+// created of it is removed; a path removed and made again is not touched.
+func TestTableCgroups(t *testing.T) {
+	base := testCgroup(t)
+	dir := filepath.Join(base, "made/leaf")
+	other := filepath.Join(base, "other")
+	for _, d := range []string{dir, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range []string{dir, filepath.Dir(dir), other} {
+			removeCgroup(t, d)
+		}
+	})
+	sh, pids := shell(t, "setsid sleep 1000 & echo $!; wait")
+	escapee := pids[0]
+	waitLeads(t, escapee)
+	if err := moveToCgroup(dir, sh.Process.Pid); err != nil {
+		t.Skipf("cannot move a process into a cgroup: %v", err)
+	}
+	if err := moveToCgroup(dir, escapee); err != nil {
+		t.Fatal(err)
+	}
+	mount, _ := Cgroup2Mount()
+	tab := testTable()
+	pgid := strconv.Itoa(sh.Process.Pid)
+	for _, tc := range []struct {
+		line string
+		want byte
+	}{
+		{fmt.Sprintf("+c %s 2 %q", pgid, dir), replyRefused}, // the group is not registered yet
+		{"+g " + pgid, replyAccepted},
+		{fmt.Sprintf("+c %s 2 %q", pgid, other), replyRefused},
+		{fmt.Sprintf("+c %s 2 %q", pgid, base), replyRefused},
+		{fmt.Sprintf("+c %s 2 %q", pgid, mount), replyRefused},
+		{fmt.Sprintf("+c %s 2 %q", pgid, "/tmp"), replyRefused},
+		{fmt.Sprintf("+c %s 9 %q", pgid, dir+"/"), replyAccepted},
+	} {
+		if got := tab.apply([]byte(tc.line)); got != tc.want {
+			t.Errorf("apply(%q) = %q, want %q", tc.line, got, tc.want)
+		}
+	}
+	if e := tab.cgroups[dir]; e == nil || e.created != strings.Count(strings.TrimPrefix(dir, mount), "/") {
+		t.Errorf("cgroup entry %+v: the created levels are not clipped to the mount", e)
+	}
+	tab.kill()
+	tab.close()
+	waitDead(t, time.Second, "the cgroup's processes", sh.Process.Pid, escapee)
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s created by the parent not removed after the kill: %v", d, err)
+		}
+	}
+	if _, err := os.Stat(base); err != nil {
+		t.Errorf("%s, which has other children, is gone: %v", base, err)
+	}
+
+	// A registered cgroup removed and made again by someone else.
+	sh2, _ := shell(t, "echo; exec sleep 1000")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := moveToCgroup(dir, sh2.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	tab = testTable()
+	tab.apply([]byte("+g " + strconv.Itoa(sh2.Process.Pid)))
+	if r := tab.apply(fmt.Appendf(nil, "+c %d 1 %q", sh2.Process.Pid, dir)); r != replyAccepted {
+		t.Fatalf("refused: %q", r)
+	}
+	if err := moveToCgroup(other, sh2.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	removeCgroup(t, dir)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stranger := exec.Command("sleep", "1000")
+	if err := stranger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stranger.Process.Kill()
+		stranger.Wait()
+	})
+	if err := moveToCgroup(dir, stranger.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	tab.kill()
+	tab.close()
+	if isDead(stranger.Process.Pid) {
+		t.Error("the kill reached a process in a cgroup made again under a registered path")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("the cgroup made again was removed: %v", err)
+	}
+}
+
+// TestKillCgroup runs both ways of emptying a cgroup: cgroup.kill, and the
+// freeze and cgroup.procs loop for kernels without it.
+func TestKillCgroup(t *testing.T) {
+	for _, byKillFile := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cgroup.kill=%v", byKillFile), func(t *testing.T) {
+			dir := testCgroup(t)
+			var pids []int
+			for range 3 {
+				sh, p := shell(t, "setsid sleep 1000 & echo $!; wait")
+				pids = append(pids, sh.Process.Pid, p[0])
+				for _, pid := range []int{sh.Process.Pid, p[0]} {
+					if err := moveToCgroup(dir, pid); err != nil {
+						t.Skipf("cannot move a process into a cgroup: %v", err)
+					}
+				}
+			}
+			fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer syscall.Close(fd)
+			if !killCgroup(fd, 5*time.Second, byKillFile) {
+				t.Error("killCgroup reports the cgroup is not empty")
+			}
+			waitDead(t, time.Second, "the cgroup's processes", pids...)
+		})
+	}
+}
+
+// TestLaunchable: an ordinary program can be its own watchdog; the build
+// modes that load it into another program are refused, by name.
+func TestLaunchable(t *testing.T) {
+	if err := launchable(); err != nil {
+		t.Errorf("launchable() in the test binary: %v", err)
+	}
+	for _, mode := range []string{"exe", "pie", "c-shared", "c-archive", "plugin"} {
+		err := buildModeErr([]debug.BuildSetting{{Key: "CGO_ENABLED", Value: "1"}, {Key: "-buildmode", Value: mode}})
+		refused := mode != "exe" && mode != "pie"
+		if (err != nil) != refused || (refused && !strings.Contains(err.Error(), "-buildmode="+mode)) {
+			t.Errorf("-buildmode=%s: %v", mode, err)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+//go:build !linux
+
+package watchdog
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+)
+
+// Name is the watchdog's process name on Linux; there is none here.
+const Name = "netrunner-watch"
+
+var disabled atomic.Bool
+
+var (
+	errUnsupported = fmt.Errorf("the watchdog is Linux only: %w", errors.ErrUnsupported)
+	errDisabled    = errors.New("the watchdog is disabled (DisableWatchdog or the netrunner_nowatchdog build tag)")
+)
+
+// Disable turns the watchdog off; here it only changes what Err says.
+func Disable() { disabled.Store(true) }
+
+// Err reports why children are not protected: there is no watchdog here.
+func Err() error {
+	if builtDisabled || disabled.Load() {
+		return errDisabled
+	}
+	return errUnsupported
+}
+
+// Pid returns the running watchdog's pid: always 0 here.
+func Pid() int { return 0 }
+
+// Ensure starts the watchdog on Linux; here it does nothing.
+func Ensure() {}
+
+// WatchGroup registers a process group (nothing to do here).
+func WatchGroup(pgid int) {}
+
+// ForgetGroup unregisters a process group (nothing to do here).
+func ForgetGroup(pgid int) {}
+
+// WatchCgroup registers a cgroup directory (nothing to do here).
+func WatchCgroup(pgid int, dir string, created int) {}
+
+// ForgetCgroup unregisters a cgroup directory (nothing to do here).
+func ForgetCgroup(dir string) {}

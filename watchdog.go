@@ -1,0 +1,44 @@
+package netrunner
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/netrunner-go/netrunner/internal/watchdog"
+)
+
+// WatchdogErr reports whether the children of this program are killed when
+// it dies, even by SIGKILL. It returns nil while they are protected (or
+// before any child was started), and otherwise why not: the watchdog could
+// not be started or did not confirm it was ready, it died or stopped
+// answering, it refused a registration, the platform or build mode has no
+// watchdog (c-shared, c-archive, plugin: the executable is the host
+// program), or the program opted out with DisableWatchdog or the
+// netrunner_nowatchdog build tag. Off Linux the error wraps ErrUnsupported.
+//
+// On Linux the first Start launches the watchdog, a copy of the program
+// re-executed from /proc/self/exe (named "netrunner-watch" in ps -e) that
+// holds a pipe from the program and kills every registered process group
+// and cgroup when the pipe reads EOF. Start waits until it is ready (at most
+// 5 s) before spawning the first child, and until it has accepted the child
+// before returning. A watchdog that died is replaced at the next Start (which
+// registers the live children again); one that could not start is tried
+// again at a later Start after a backoff, three times in a row at most.
+func WatchdogErr() error {
+	err := watchdog.Err()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errors.ErrUnsupported):
+		return fmt.Errorf("netrunner: %w: %w", ErrUnsupported, err)
+	}
+	return fmt.Errorf("netrunner: %w", err)
+}
+
+// DisableWatchdog turns the parent-death watchdog off, for programs that
+// must not start an extra process: children then outlive the program if it
+// dies without stopping them, and WatchdogErr says so. Call it before the
+// first Start; a watchdog already running is told to exit without killing
+// anything. The netrunner_nowatchdog build tag does the same for a whole
+// program. Nothing in the environment can turn the watchdog off.
+func DisableWatchdog() { watchdog.Disable() }
