@@ -101,7 +101,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // runOnce runs a fresh copy of the command to its end, logging its output.
 func (d *Daemon) runOnce(ctx context.Context, log *slog.Logger) error {
-	c := d.Cmd.clone()
+	run := *d.Cmd // every field, including any added later
+	run.started = 0
+	c := &run
 	logLines := d.Logger != nil
 	if logLines && c.Stderr == StderrTail {
 		c.Stderr = StderrStream
@@ -164,14 +166,4 @@ func errorOrExit(err error) string {
 		return fmt.Sprintf("exit status %d", ee.Code)
 	}
 	return err.Error()
-}
-
-// clone copies a Cmd for a fresh start; the copy has not been started.
-func (c *Cmd) clone() *Cmd {
-	return &Cmd{
-		Path: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir, Stdin: c.Stdin,
-		Stderr: c.Stderr, ChunkSize: c.ChunkSize, PipeSize: c.PipeSize,
-		KillTimeout: c.KillTimeout, MaxOutput: c.MaxOutput,
-		PTY: c.PTY, Cgroup: c.Cgroup, CgroupSettings: c.CgroupSettings,
-	}
 }

@@ -52,7 +52,10 @@ type Cmd struct {
 	Cgroup         string            // Linux: a cgroup v2 path, relative to the cgroup2 mount
 	CgroupSettings map[string]string // written into the cgroup's files before the child runs
 
-	started atomic.Bool
+	// started is set by the first start. An int32 with atomic operations,
+	// not an atomic.Bool, keeps Cmd copyable (a Daemon runs copies of its
+	// template), as os/exec does.
+	started int32
 }
 
 // Winsize is a terminal's size in character cells.
@@ -206,7 +209,7 @@ func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	if c.started.Swap(true) {
+	if !atomic.CompareAndSwapInt32(&c.started, 0, 1) {
 		return nil, fmt.Errorf("netrunner: %q: already started; a Cmd runs once", c.name())
 	}
 	if err := ctx.Err(); err != nil {

@@ -64,6 +64,7 @@ func endLeftovers(pgid int, grace time.Duration, kill <-chan struct{}) {
 	}
 	if grace >= 0 {
 		syscall.Kill(-pgid, syscall.SIGTERM)
+		syscall.Kill(-pgid, syscall.SIGCONT)
 		deadline := time.NewTimer(grace)
 		defer deadline.Stop()
 		for syscall.Kill(-pgid, 0) == nil {

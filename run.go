@@ -45,6 +45,10 @@ func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 
 	stdout, over, readErr := readAll(p.Stdout, c.MaxOutput, false)
 	if over || readErr != nil {
+		// The pipe is closed first: a child still writing gets EPIPE at
+		// once, even one that ignores SIGTERM, instead of lasting until
+		// the SIGKILL after KillTimeout.
+		p.Stdout.Close()
 		p.Stop(context.Background())
 	}
 	waitErr := p.Wait(context.Background())
