@@ -242,7 +242,7 @@ func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
 		cg.end()
 		if err == syscall.ENOENT {
 			// Dir was checked above: the program (or its interpreter) is missing.
-			return nil, fmt.Errorf("netrunner: %q: start: %w: %w", c.name(), exec.ErrNotFound, err)
+			return nil, notFound(c.name(), path, c.Dir)
 		}
 		return nil, fmt.Errorf("netrunner: %q: start: %w", c.name(), err)
 	}

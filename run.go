@@ -136,7 +136,7 @@ func (c *Cmd) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
 			return func() ([]byte, error) {
 				line, err := lr.Line()
 				if errors.Is(err, ErrLineTooLong) {
-					err = fmt.Errorf("netrunner: %q stdout: %w", p.name, err)
+					err = fmt.Errorf("netrunner: %q: stdout: %w", p.name, err)
 				}
 				return line, err
 			}
