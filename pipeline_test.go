@@ -178,8 +178,10 @@ func TestPipelinePipefail(t *testing.T) {
 		}
 	}
 	var codes []int
-	for _, e := range werr.(interface{ Unwrap() []error }).Unwrap() {
-		codes = append(codes, exitErr(t, e).Code)
+	if joined, ok := werr.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			codes = append(codes, exitErr(t, e).Code)
+		}
 	}
 	if len(codes) != 2 || codes[0] != 7 || codes[1] != 3 {
 		t.Errorf("joined errors have codes %v, want [7 3]", codes)
