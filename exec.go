@@ -235,9 +235,17 @@ func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
 		cg.end()
 		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
 	}
-	l, err := spawn(path, c.argv(), c.env(), c.Dir, s.childFiles(), c.PTY != nil, cg)
+	tty, err := lendForeground(c.name(), s.userFile)
+	if err != nil {
+		s.closeChildEnds()
+		s.closeParentEnds()
+		cg.end()
+		return nil, err
+	}
+	l, err := spawn(path, c.argv(), c.env(), c.Dir, s.childFiles(), c.PTY != nil, cg, tty)
 	s.closeChildEnds()
 	if err != nil {
+		tty.handBack(0)
 		s.closeParentEnds()
 		cg.end()
 		if err == syscall.ENOENT {

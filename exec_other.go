@@ -23,7 +23,7 @@ const maxSignal = 31
 // such window.
 type leader struct{ pid int }
 
-func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, _ *cgroup) (*leader, error) {
+func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, _ *cgroup, _ *foreground) (*leader, error) {
 	sys := &syscall.SysProcAttr{Setpgid: true}
 	if pty {
 		sys.Setpgid, sys.Setsid, sys.Setctty, sys.Ctty = false, true, true, 0
