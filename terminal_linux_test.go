@@ -37,11 +37,15 @@ func helperTTYStdin() {
 	}
 	second := Command("true")
 	second.Stdin = os.Stdin
-	_, err2 := second.Start(ctx)
+	p2, err := second.Start(ctx)
+	if err == nil {
+		p2.Wait(ctx)
+		p2.Stdout.Close()
+	}
+	fmt.Printf("second %v\n", err)
 	out, _ := io.ReadAll(p.Stdout)
 	p.Stdout.Close()
 	fmt.Printf("child %q %v\n", out, p.Wait(ctx))
-	fmt.Printf("second %v\n", err2)
 	fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
 	fmt.Printf("foreground-back %v %v\n", err == nil && fg == unix.Getpgrp(), err)
 	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
@@ -131,14 +135,15 @@ func helperLine(t *testing.T, r *bufio.Reader) string {
 // done the terminal is the program's again (it reads it, not stopped).
 func TestStdinControllingTerminal(t *testing.T) {
 	master, r := runOnTerminal(t, "tty-stdin")
+	// The first child waits for this line: the second starts meanwhile.
+	if line := helperLine(t, r); !strings.Contains(line, "another child") || !strings.Contains(line, "invalid command") {
+		t.Errorf("a second child reading the terminal meanwhile: %s, want ErrInvalidCommand", line)
+	}
 	if _, err := master.Write([]byte("hello\n")); err != nil {
 		t.Fatal(err)
 	}
 	if line := helperLine(t, r); line != `child "got:hello\n" <nil>` {
 		t.Errorf("the child reading the terminal: %s", line)
-	}
-	if line := helperLine(t, r); !strings.Contains(line, "another child") || !strings.Contains(line, "invalid command") {
-		t.Errorf("a second child reading the terminal meanwhile: %s, want ErrInvalidCommand", line)
 	}
 	if line := helperLine(t, r); line != "foreground-back true <nil>" {
 		t.Errorf("after the child: %s, want the terminal back in the program's foreground", line)
