@@ -37,7 +37,10 @@ type Cmd struct {
 	// other io.Reader is copied in with backpressure; when the child exits or
 	// closes its stdin early, the copy stops quietly (EPIPE is not an error
 	// of the run). Wait does not wait for a Read of the Reader in progress
-	// when the child exits; the copy ends when that Read returns.
+	// when the child exits; the copy ends when that Read returns. An
+	// *os.File that is the program's controlling terminal puts the child in
+	// the terminal's foreground until it is reaped (see Terminals in the
+	// package doc).
 	Stdin io.Reader
 
 	Stderr StderrMode // what happens to the child's stderr; default StderrTail
