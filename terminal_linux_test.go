@@ -70,6 +70,14 @@ func helperTTYBackground() {
 	_, err := c.Output(context.Background())
 	fmt.Printf("output %v\n", err)
 	fmt.Printf("invalid %v\n", errors.Is(err, ErrInvalidCommand))
+	// A Daemon meets that refusal at its first start, past its own checks,
+	// and returns it at once whatever its restart policy.
+	c = Command("cat")
+	c.Stdin = os.Stdin
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = (&Daemon{Cmd: c, Restart: RestartAlways, Backoff: time.Millisecond}).Run(ctx)
+	fmt.Printf("daemon invalid %v\n", errors.Is(err, ErrInvalidCommand))
 }
 
 // runOnTerminal runs a test helper in a session of its own whose
@@ -157,7 +165,8 @@ func TestStdinControllingTerminal(t *testing.T) {
 }
 
 // A program in the background of its terminal cannot lend it: a child
-// with the terminal as Stdin is refused, saying why, rather than stopped.
+// with the terminal as Stdin is refused, saying why, rather than stopped;
+// a restarting Daemon returns that error at once instead of retrying.
 func TestStdinTerminalInBackground(t *testing.T) {
 	_, r := runOnTerminal(t, "tty-background")
 	if line := helperLine(t, r); !strings.Contains(line, "not in its foreground") || !strings.Contains(line, `"cat"`) {
@@ -165,5 +174,8 @@ func TestStdinTerminalInBackground(t *testing.T) {
 	}
 	if line := helperLine(t, r); line != "invalid true" {
 		t.Errorf("error is ErrInvalidCommand: %s", line)
+	}
+	if line := helperLine(t, r); line != "daemon invalid true" {
+		t.Errorf("a restarting Daemon's Run: %s, want ErrInvalidCommand at once", line)
 	}
 }
