@@ -36,11 +36,16 @@ func notFound(name, path, dir string) error {
 // and what kind it is, if that interpreter does not exist. Relative paths
 // are taken from dir, as the child resolves them after changing into it.
 func missingInterpreter(path, dir string) (interp, kind string) {
-	f, err := os.Open(inDir(dir, path))
+	// Nonblocking, and only a regular file: a FIFO put in its place must
+	// not hang the error path.
+	f, err := os.OpenFile(inDir(dir, path), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", ""
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", ""
+	}
 	// The kernel reads at most this much of a "#!" line (BINPRM_BUF_SIZE).
 	head := make([]byte, 256)
 	n, _ := io.ReadFull(f, head)
