@@ -50,6 +50,12 @@ func helperTTYStdin() {
 	fmt.Printf("foreground-back %v %v\n", err == nil && fg == unix.Getpgrp(), err)
 	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 	fmt.Printf("helper-read %q %v\n", line, err)
+	// A child that takes the terminal and then fails to exec gives it back.
+	missing := Command("/netrunner/no-such-program")
+	missing.Stdin = os.Stdin
+	_, err = missing.Start(ctx)
+	fg, err2 := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+	fmt.Printf("missing %v foreground-back %v %v\n", errors.Is(err, exec.ErrNotFound), err2 == nil && fg == unix.Getpgrp(), err2)
 }
 
 // helperTTYBackground puts another process group in the foreground of its
@@ -161,6 +167,9 @@ func TestStdinControllingTerminal(t *testing.T) {
 	}
 	if line := helperLine(t, r); line != `helper-read "second\n" <nil>` {
 		t.Errorf("the program reading its terminal after the child: %s", line)
+	}
+	if line := helperLine(t, r); line != "missing true foreground-back true <nil>" {
+		t.Errorf("after a child with the terminal failed to exec: %s", line)
 	}
 }
 
