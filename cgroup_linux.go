@@ -108,6 +108,9 @@ func (cg *cgroup) setUp(mount string, settings map[string]string) error {
 	// Settings are written in a fixed order so that a failure is repeatable.
 	for _, f := range slices.Sorted(maps.Keys(settings)) {
 		if err := writeCgroupFile(filepath.Join(cg.dir, f), settings[f]); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				err = missingSetting(mount, cg.dir, f, err)
+			}
 			return fmt.Errorf("cgroup setting %s: %w", f, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,9 @@ type Daemon struct {
 	MaxBackoff time.Duration // 0: 30s
 	// Logger receives each line of output as one record, stdout at Info and
 	// stderr at Warn, with attributes "stream" and "pid"; starts, exits and
-	// restarts are logged too. nil: output is drained and dropped.
+	// restarts are logged too. nil: output is drained and dropped. Either
+	// way an *ExitError keeps the stderr tail. With a PTY, the terminal is
+	// logged as stdout.
 	Logger *slog.Logger
 
 	pid atomic.Int64
@@ -52,12 +55,25 @@ func (d *Daemon) Pid() int { return int(d.pid.Load()) }
 // that succeeded. A delay between restarts doubles from Backoff up to
 // MaxBackoff, with jitter, and starts again from Backoff after a run that
 // lasted longer than MaxBackoff.
+//
+// An invalid Cmd (an error wrapping ErrInvalidCommand, found before the
+// first start or at any start) is returned at once, whatever the policy:
+// retrying cannot help. So is a Stdin that only one run could read: with a
+// restart policy, Cmd.Stdin must be nil (each run's stdin is empty) or an
+// *os.File (each run gets it as is, at its current offset). With
+// RestartNever, any io.Reader works and the run reads it.
 func (d *Daemon) Run(ctx context.Context) error {
 	if d.Cmd == nil {
 		return invalidf("daemon", "nil Cmd")
 	}
+	if ctx == nil {
+		return invalidf(d.Cmd.name(), "nil context")
+	}
 	if err := d.Cmd.validate(); err != nil {
 		return err
+	}
+	if _, isFile := d.Cmd.Stdin.(*os.File); d.Cmd.Stdin != nil && !isFile && d.Restart != RestartNever {
+		return invalidf(d.Cmd.name(), "Stdin is an io.Reader, which only the first run of a restarting Daemon could read; use nil or an *os.File")
 	}
 	backoff, maxBackoff := d.Backoff, d.MaxBackoff
 	if backoff <= 0 {
@@ -78,6 +94,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		err := d.runOnce(ctx, log)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, ErrInvalidCommand) {
+			return err
 		}
 		if d.Restart == RestartNever || (d.Restart == RestartOnFailure && err == nil) {
 			return err
@@ -101,10 +120,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // runOnce runs a fresh copy of the command to its end, logging its output.
 func (d *Daemon) runOnce(ctx context.Context, log *slog.Logger) error {
-	c := d.Cmd.clone()
+	run := *d.Cmd // every field, including any added later
+	run.started = 0
+	c := &run
 	logLines := d.Logger != nil
-	if logLines && c.Stderr == StderrTail {
+	// Stderr is logged line by line, from a Stream; on a PTY it is the
+	// terminal, logged with stdout.
+	if logLines && c.Stderr == StderrTail && c.PTY == nil {
 		c.Stderr = StderrStream
+	}
+	// A stderr Stream is read here, so the ExitError's tail is kept here.
+	var stderrTail *tail
+	if c.Stderr == StderrStream {
+		stderrTail = &tail{n: stderrTailSize}
 	}
 	p, err := c.start(ctx, oneShot)
 	if err != nil {
@@ -116,17 +144,27 @@ func (d *Daemon) runOnce(ctx context.Context, log *slog.Logger) error {
 	log.Info("started", "pid", p.Pid())
 
 	var wg sync.WaitGroup
-	drain := func(s *Stream, stream string, level slog.Level) {
+	drain := func(s *Stream, stream string, level slog.Level, keep *tail) {
 		defer wg.Done()
 		defer s.Close()
 		if !logLines {
-			s.WriteTo(io.Discard)
+			if keep != nil {
+				s.WriteTo(keep)
+			} else {
+				s.WriteTo(io.Discard)
+			}
 			return
 		}
 		pid := slog.Int("pid", p.Pid())
 		attr := slog.String("stream", stream)
 		limit := max(c.chunkSize(), 64<<10)
-		lr := newLineReader(func() ([]byte, error) { return s.Next(context.Background()) }, limit, true)
+		lr := newLineReader(func() ([]byte, error) {
+			b, err := s.Next(context.Background())
+			if keep != nil {
+				keep.Write(b)
+			}
+			return b, err
+		}, limit, true)
 		for {
 			line, err := lr.Line()
 			if err != nil {
@@ -139,14 +177,19 @@ func (d *Daemon) runOnce(ctx context.Context, log *slog.Logger) error {
 		s     *Stream
 		name  string
 		level slog.Level
-	}{{p.Stdout, "stdout", slog.LevelInfo}, {p.Stderr, "stderr", slog.LevelWarn}} {
+		keep  *tail
+	}{{p.Stdout, "stdout", slog.LevelInfo, nil}, {p.Stderr, "stderr", slog.LevelWarn, stderrTail}} {
 		if s.s != nil {
 			wg.Add(1)
-			go drain(s.s, s.name, s.level)
+			go drain(s.s, s.name, s.level, s.keep)
 		}
 	}
 	err = p.Wait(context.Background())
 	wg.Wait()
+	// The ExitError is this run's alone: give it the tail the log saw.
+	if ee := (*ExitError)(nil); stderrTail != nil && errors.As(err, &ee) && ee.Stderr == nil {
+		ee.Stderr = stderrTail.bytes()
+	}
 	st := p.Stats()
 	log.Info("exited", "pid", p.Pid(), "status", errorOrExit(err), "ran", st.Duration.Round(time.Millisecond))
 	return err
@@ -164,14 +207,4 @@ func errorOrExit(err error) string {
 		return fmt.Sprintf("exit status %d", ee.Code)
 	}
 	return err.Error()
-}
-
-// clone copies a Cmd for a fresh start; the copy has not been started.
-func (c *Cmd) clone() *Cmd {
-	return &Cmd{
-		Path: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir, Stdin: c.Stdin,
-		Stderr: c.Stderr, ChunkSize: c.ChunkSize, PipeSize: c.PipeSize,
-		KillTimeout: c.KillTimeout, MaxOutput: c.MaxOutput,
-		PTY: c.PTY, Cgroup: c.Cgroup, CgroupSettings: c.CgroupSettings,
-	}
 }

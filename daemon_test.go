@@ -237,7 +237,7 @@ func TestDaemonRestartAlways(t *testing.T) {
 	d := &Daemon{
 		Cmd: counterScript(count, `[ $n -ge 3 ] || exit 0
 trap 'echo term > "$0.marker"; exit 0' TERM
-echo $$ > "$0.ready"
+echo $$ > "$0.ready.tmp" && mv "$0.ready.tmp" "$0.ready"
 while :; do sleep 0.05; done`),
 		Restart: RestartAlways,
 		Backoff: 10 * time.Millisecond,
@@ -484,4 +484,101 @@ func TestDaemonInvalid(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "netrunner-no-such-binary-xyz") {
 		t.Errorf("Run of a missing binary: %v", err)
 	}
+}
+
+// A PTY command with a Logger runs, its terminal logged as stdout (the
+// Logger must not ask for a stderr Stream, which a PTY cannot give), and a
+// restarting Daemon does not retry it forever.
+func TestDaemonPTYWithLogger(t *testing.T) {
+	check := leakCheck(t)
+	c := sh(`echo on-the-terminal; exit 0`)
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	d := &Daemon{Cmd: c, Restart: RestartOnFailure, Backoff: time.Millisecond}
+	log := newDaemonLog(d)
+	if err := daemonRun(t, testCtx(t), d)("for a PTY command with a Logger"); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var msgs []string
+	for _, r := range log.records(fromStream("stdout")) {
+		msgs = append(msgs, r.msg)
+	}
+	if strings.Join(msgs, "|") != "on-the-terminal" {
+		t.Errorf("terminal lines logged %q, want [on-the-terminal]", msgs)
+	}
+	if n := len(log.records(msgIs("started"))); n != 1 {
+		t.Errorf("%d starts logged, want 1", n)
+	}
+	check()
+}
+
+// With a Logger (stderr read as a Stream for the log), the ExitError still
+// carries the stderr tail.
+func TestDaemonLoggerKeepsStderrTail(t *testing.T) {
+	for _, withLogger := range []bool{false, true} {
+		c := sh(`echo first >&2; echo bye >&2; exit 3`)
+		d := &Daemon{Cmd: c}
+		if withLogger {
+			newDaemonLog(d)
+		} else {
+			c.Stderr = StderrStream // read by the Daemon too
+		}
+		err := daemonRun(t, testCtx(t), d)("for a failing run")
+		ee := exitErr(t, err)
+		if ee.Code != 3 || string(ee.Stderr) != "first\nbye\n" {
+			t.Errorf("logger %v: ExitError code %d, Stderr %q; want 3 and the stderr tail", withLogger, ee.Code, ee.Stderr)
+		}
+		if !strings.Contains(err.Error(), "bye") {
+			t.Errorf("logger %v: error %q does not quote the last stderr line", withLogger, err)
+		}
+	}
+}
+
+// An io.Reader Stdin could feed only the first run of a restarting Daemon:
+// it is refused at once, before anything runs. An *os.File is handed to
+// each run, and with RestartNever the one run reads the Reader.
+func TestDaemonStdin(t *testing.T) {
+	check := leakCheck(t)
+	count := filepath.Join(t.TempDir(), "count")
+	for _, policy := range []RestartPolicy{RestartOnFailure, RestartAlways} {
+		c := counterScript(count, "cat")
+		c.Stdin = strings.NewReader("input\n")
+		err := (&Daemon{Cmd: c, Restart: policy}).Run(testCtx(t))
+		if !errors.Is(err, ErrInvalidCommand) || !strings.Contains(errString(err), "Stdin") {
+			t.Errorf("policy %d with a Reader Stdin: %v, want ErrInvalidCommand about Stdin", policy, err)
+		}
+	}
+	if n := readCount(t, count); n != 0 {
+		t.Errorf("a refused Daemon ran its command %d times", n)
+	}
+
+	c := sh("cat")
+	c.Stdin = strings.NewReader("read-once\n")
+	d := &Daemon{Cmd: c}
+	log := newDaemonLog(d)
+	if err := daemonRun(t, testCtx(t), d)("with a Reader Stdin and RestartNever"); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if recs := log.records(fromStream("stdout")); len(recs) != 1 || recs[0].msg != "read-once" {
+		t.Errorf("stdout records %v, want the Reader's line", recs)
+	}
+
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	c = counterScript(count, `cat`)
+	c.Stdin = f
+	d = &Daemon{Cmd: c, Restart: RestartAlways, Backoff: time.Millisecond}
+	log = newDaemonLog(d)
+	wait := daemonRun(t, ctx, d)
+	log.waitRecords(t, 3, "three starts with an *os.File Stdin", msgIs("started"))
+	cancel()
+	if err := wait("after cancel"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run: %v, want context.Canceled", err)
+	}
+	f.Close()
+	check()
 }

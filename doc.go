@@ -55,6 +55,22 @@
 // [Process].Stdout reads it, [Process.Write] types into it, [Process.Resize]
 // changes its size, and [Process.CloseStdin] types the end-of-file character.
 //
+// Ctrl-C at a terminal sends SIGINT to the terminal's foreground process
+// group: the program's, not its children's, which run in process groups of
+// their own (that is what lets Stop and cancellation reach a child's
+// descendants). So the children do not see Ctrl-C. To stop them on it, end
+// the context with it, ctx, stop := signal.NotifyContext(ctx, os.Interrupt),
+// and they are stopped gracefully (SIGTERM, SIGCONT, SIGKILL after
+// KillTimeout); left to Go's default, SIGINT ends the program and the
+// watchdog kills the children. One exception: a child whose Cmd.Stdin is the
+// program's controlling terminal runs in the terminal's foreground, as a
+// shell runs a job, so that it can read it (a background group that reads
+// its terminal is stopped by SIGTTIN); Ctrl-C and Ctrl-Z then reach that
+// child and not the program, and the terminal returns to the program when
+// the child is reaped. One child at a time can have the terminal; another,
+// or any while the program itself is in the background, is refused with
+// [ErrInvalidCommand].
+//
 // # Cgroups
 //
 // With [Cmd.Cgroup] set (Linux, cgroup v2), the child starts inside that

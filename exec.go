@@ -39,7 +39,10 @@ type Cmd struct {
 	// other io.Reader is copied in with backpressure; when the child exits or
 	// closes its stdin early, the copy stops quietly (EPIPE is not an error
 	// of the run). Wait does not wait for a Read of the Reader in progress
-	// when the child exits; the copy ends when that Read returns.
+	// when the child exits; the copy ends when that Read returns. An
+	// *os.File that is the program's controlling terminal puts the child in
+	// the terminal's foreground until it is reaped (see Terminals in the
+	// package doc).
 	Stdin io.Reader
 
 	Stderr StderrMode // what happens to the child's stderr; default StderrTail
@@ -56,7 +59,10 @@ type Cmd struct {
 
 	Host Host // where the command runs; nil: this machine (see SSH)
 
-	started atomic.Bool
+	// started is set by the first start. An int32 with atomic operations,
+	// not an atomic.Bool, keeps Cmd copyable (a Daemon runs copies of its
+	// template), as os/exec does.
+	started int32
 }
 
 // Winsize is a terminal's size in character cells.
@@ -213,7 +219,7 @@ func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
 	if err := c.checkHost(); err != nil {
 		return nil, err
 	}
-	if c.started.Swap(true) {
+	if !atomic.CompareAndSwapInt32(&c.started, 0, 1) {
 		return nil, fmt.Errorf("netrunner: %q: already started; a Cmd runs once", c.name())
 	}
 	if err := ctx.Err(); err != nil {
@@ -239,16 +245,24 @@ func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
 		cg.end()
 		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
 	}
+	tty, err := lendForeground(c.name(), s.userFile)
+	if err != nil {
+		s.closeChildEnds()
+		s.closeParentEnds()
+		cg.end()
+		return nil, err
+	}
 	// The watchdog is up before the first child is, and ready.
 	watchdog.Ensure()
-	l, err := spawn(path, c.argv(), c.env(), c.Dir, s.childFiles(), c.PTY != nil, cg)
+	l, err := spawn(path, c.argv(), c.env(), c.Dir, s.childFiles(), c.PTY != nil, cg, tty)
 	s.closeChildEnds()
 	if err != nil {
+		tty.handBack(0)
 		s.closeParentEnds()
 		cg.end()
 		if err == syscall.ENOENT {
 			// Dir was checked above: the program (or its interpreter) is missing.
-			return nil, fmt.Errorf("netrunner: %q: start: %w: %w", c.name(), exec.ErrNotFound, err)
+			return nil, notFound(c.name(), path, c.Dir)
 		}
 		return nil, fmt.Errorf("netrunner: %q: start: %w", c.name(), err)
 	}

@@ -19,11 +19,16 @@ const maxSignal = 64
 type leader struct {
 	pid   int
 	pidfd *os.File
+	tty   *foreground // the terminal lent to the child, if it was
 }
 
-func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, cg *cgroup) (*leader, error) {
+func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, cg *cgroup, tty *foreground) (*leader, error) {
 	pidfd := -1
 	sys := &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd}
+	if tty != nil {
+		// Its own group, made the terminal's foreground before the exec.
+		sys.Foreground, sys.Ctty = true, tty.fd
+	}
 	if pty {
 		// A terminal needs a session of its own; its leader leads the group too.
 		sys.Setpgid, sys.Setsid, sys.Setctty, sys.Ctty = false, true, true, 0
@@ -60,13 +65,14 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 		unix.Close(pidfd)
 		return nil, os.NewSyscallError("fcntl pidfd", err)
 	}
-	return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd")}, nil
+	return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd"), tty: tty}, nil
 }
 
 // wait blocks until the leader has exited, then reaps it and calls reaped
 // with its status, all under mu, so that a group signal sent under mu never
-// follows the reaping.
+// follows the reaping. Then a terminal lent to the child goes back.
 func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.Rusage, error)) {
+	defer l.tty.handBack(l.pid)
 	rc, err := l.pidfd.SyscallConn()
 	if err != nil {
 		mu.Lock()

@@ -23,7 +23,7 @@ const maxSignal = 31
 // such window.
 type leader struct{ pid int }
 
-func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, _ *cgroup) (*leader, error) {
+func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, _ *cgroup, _ *foreground) (*leader, error) {
 	sys := &syscall.SysProcAttr{Setpgid: true}
 	if pty {
 		sys.Setpgid, sys.Setsid, sys.Setctty, sys.Ctty = false, true, true, 0
@@ -64,6 +64,7 @@ func endLeftovers(pgid int, grace time.Duration, kill <-chan struct{}) {
 	}
 	if grace >= 0 {
 		syscall.Kill(-pgid, syscall.SIGTERM)
+		syscall.Kill(-pgid, syscall.SIGCONT)
 		deadline := time.NewTimer(grace)
 		defer deadline.Stop()
 		for syscall.Kill(-pgid, 0) == nil {

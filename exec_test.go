@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"io"
 	"os"
@@ -513,4 +514,90 @@ func TestWriteBlockedUnblocks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A missing program given by path, or a script whose "#!" interpreter is
+// missing: the error matches exec.ErrNotFound, names what is missing, and
+// does not speak of $PATH, which was not searched. A name looked up in PATH
+// does.
+func TestStartNotFoundSaysWhat(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "script")
+	if err := os.WriteFile(script, []byte("#!/netrunner/no-such-interpreter -x\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	relScript := Command("./script")
+	relScript.Dir = dir
+	elfProgram, loader := elfWithMissingLoader(t, dir)
+	for _, tc := range []struct {
+		name    string
+		cmd     *Cmd
+		mention []string
+		path    bool // the message speaks of $PATH
+	}{
+		{"missing-path", Command(filepath.Join(dir, "no-such-program")), []string{filepath.Join(dir, "no-such-program")}, false},
+		{"missing-interpreter", Command(script), []string{script, `interpreter "/netrunner/no-such-interpreter"`}, false},
+		{"missing-interpreter-in-dir", relScript, []string{"./script", `interpreter "/netrunner/no-such-interpreter"`}, false},
+		{"missing-in-PATH", Command("netrunner-no-such-program"), []string{"netrunner-no-such-program"}, true},
+		{"missing-ELF-loader", Command(elfProgram), []string{elfProgram, `ELF interpreter "` + loader + `"`}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			check := leakCheck(t)
+			p, err := tc.cmd.Start(testCtx(t))
+			if p != nil {
+				reap(t, p)
+				t.Fatal("Start succeeded")
+			}
+			if !errors.Is(err, exec.ErrNotFound) {
+				t.Errorf("err = %v; want exec.ErrNotFound", err)
+			}
+			msg := errString(err)
+			for _, want := range tc.mention {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not mention %s", msg, want)
+				}
+			}
+			if strings.Contains(msg, "$PATH") != tc.path {
+				t.Errorf("error %q: speaks of $PATH %v, want %v", msg, !tc.path, tc.path)
+			}
+			if strings.Count(msg, "netrunner:") != 1 {
+				t.Errorf("error %q: want the prefix once", msg)
+			}
+			check()
+		})
+	}
+}
+
+// elfWithMissingLoader copies /bin/true into dir with its dynamic loader's
+// path changed to one that does not exist, and returns both paths.
+func elfWithMissingLoader(t *testing.T, dir string) (program, loader string) {
+	t.Helper()
+	orig, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true in PATH")
+	}
+	b, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Skipf("%s is not ELF: %v", orig, err)
+	}
+	defer ef.Close()
+	for _, prog := range ef.Progs {
+		if prog.Type != elf.PT_INTERP || prog.Filesz < 12 {
+			continue
+		}
+		// Same length as the real one, so nothing else in the file moves.
+		loader = "/netrunner-" + strings.Repeat("x", int(prog.Filesz)-12)
+		copy(b[prog.Off:], loader+"\x00")
+		program = filepath.Join(dir, "elf-program")
+		if err := os.WriteFile(program, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return program, loader
+	}
+	t.Skipf("%s is statically linked", orig)
+	return "", ""
 }

@@ -11,8 +11,9 @@ import (
 )
 
 // endLeftovers ends whatever is left of process group pgid after its leader
-// was reaped: SIGTERM, then SIGKILL after grace (at once if grace < 0, or
-// when kill is closed), and returns once no live process is left in it.
+// was reaped: SIGTERM and SIGCONT, then SIGKILL after grace (at once if
+// grace < 0, or when kill is closed), and returns once no live process is
+// left in it.
 //
 // The common case, an empty group, costs one kill(-pgid, 0). Otherwise the
 // members are found in /proc and each is signalled through a pidfd opened
@@ -24,6 +25,8 @@ func endLeftovers(pgid int, grace time.Duration, kill <-chan struct{}) {
 		return
 	}
 	if grace >= 0 && signalGroupMembers(pgid, syscall.SIGTERM) > 0 {
+		// A stopped member acts on the TERM only once continued.
+		signalGroupMembers(pgid, syscall.SIGCONT)
 		deadline := time.NewTimer(grace)
 		defer deadline.Stop()
 		pollGroup(pgid, 0, deadline.C, kill)

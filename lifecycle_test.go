@@ -380,3 +380,80 @@ func TestStopStoppedProcess(t *testing.T) {
 	reap(t, p)
 	check()
 }
+
+// stoppedState waits until pid is stopped (state T), as SIGSTOP or SIGTTIN
+// leave it.
+func stoppedState(t *testing.T, pid int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "pid "+strconv.Itoa(pid)+" to be stopped", func() bool {
+		pi, err := procStat(pid)
+		return err == nil && pi.state == 'T'
+	})
+}
+
+// Stop and the end of the context send SIGCONT after SIGTERM: a stopped
+// process acts on the TERM at once instead of waiting for the SIGKILL after
+// KillTimeout (here far longer than the test allows).
+func TestStopContinuesStoppedProcess(t *testing.T) {
+	for _, how := range []string{"Stop", "ContextCancel"} {
+		t.Run(how, func(t *testing.T) {
+			check := leakCheck(t)
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			c := Command("sleep", "1000")
+			c.KillTimeout = time.Hour
+			p := start(t, ctx, c)
+			if err := p.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			stoppedState(t, p.Pid())
+			var err error
+			within(t, 15*time.Second, how+" of a stopped process", func() {
+				if how == "Stop" {
+					err = p.Stop(context.Background())
+				} else {
+					cancel()
+					err = p.Wait(context.Background())
+				}
+			})
+			if ee := exitErr(t, err); ee.Signal != syscall.SIGTERM {
+				t.Errorf("%s = %v, want death by SIGTERM", how, err)
+			}
+			reap(t, p)
+			check()
+		})
+	}
+}
+
+// Run and Output with MaxOutput close stdout before stopping the child, so
+// a child that ignores SIGTERM gets EPIPE (here SIGPIPE) at once instead of
+// lasting until the SIGKILL after KillTimeout.
+func TestMaxOutputTermIgnoredPrompt(t *testing.T) {
+	for _, how := range []string{"Run", "Output"} {
+		t.Run(how, func(t *testing.T) {
+			check := leakCheck(t)
+			c := sh(`trap "" TERM; exec yes`)
+			c.KillTimeout = time.Hour
+			c.MaxOutput = 10
+			var out []byte
+			var err error
+			within(t, 15*time.Second, how+" past MaxOutput of a TERM-ignoring child", func() {
+				if how == "Run" {
+					var res *Result
+					if res, err = c.Run(testCtx(t)); res != nil {
+						out = res.Stdout
+					}
+				} else {
+					out, err = c.Output(testCtx(t))
+				}
+			})
+			if !errors.Is(err, ErrMaxOutput) {
+				t.Errorf("%s: %v, want ErrMaxOutput", how, err)
+			}
+			if string(out) != "y\ny\ny\ny\ny\n" {
+				t.Errorf("%s kept %q, want the first 10 bytes", how, out)
+			}
+			check()
+		})
+	}
+}

@@ -2,9 +2,11 @@ package netrunner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,14 +34,19 @@ type Pipe struct {
 //     the last stage's, with StderrStream.
 //   - Signal, Stop, Kill and the end of ctx reach every stage (each runs in a
 //     process group of its own).
-//   - Wait returns once every stage is reaped and reports the first stage, in
-//     pipeline order, that failed (like the shell's pipefail): an
-//     *ExitError that names the stage and carries its stderr tail.
+//   - Wait returns once every stage is reaped. It returns nil when every
+//     stage succeeded; otherwise the errors of the failed stages joined
+//     rightmost first (errors.Join), so errors.As finds the rightmost
+//     failure, as bash's pipefail reports it: an *ExitError that names the
+//     stage and carries its stderr tail. ExitCode is the rightmost failed
+//     stage's. A stage killed by SIGPIPE after the stage it feeds had exited
+//     did not fail: that is how `yes | head -1` ends. (A reader that closes
+//     its stdin and exits within half a second counts as having exited.)
 //   - Stats count bytes into the first stage and out of the last; the bytes
 //     between stages never pass through Go.
 //
 // If a stage fails to start, the stages already started are killed and
-// reaped, and the error names the stage.
+// reaped, and the error names the pipeline and the stage.
 func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 	names := make([]string, len(pl.cmds))
 	for i, c := range pl.cmds {
@@ -54,7 +61,7 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 	}
 	for i, c := range pl.cmds {
 		if err := c.validate(); err != nil {
-			return nil, fmt.Errorf("netrunner: %q: stage %d: %w", line, i+1, err)
+			return nil, &stageError{line, i + 1, err}
 		}
 		if c.PTY != nil {
 			return nil, invalidf(line, "stage %d has a PTY; pipeline stages talk through pipes", i+1)
@@ -92,7 +99,7 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 		if size := pl.cmds[i].PipeSize; size > 0 {
 			if err := setPipeSize(links[i][1], size); err != nil {
 				closeLinks()
-				return nil, fmt.Errorf("netrunner: %q: stage %d: %w", line, i+1, err)
+				return nil, &stageError{line, i + 1, err}
 			}
 		}
 	}
@@ -116,7 +123,7 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 					s.Stdout.Close()
 				}
 			}
-			return nil, fmt.Errorf("netrunner: %q: stage %d: %w", line, i+1, err)
+			return nil, &stageError{line, i + 1, err}
 		}
 		stages = append(stages, p)
 	}
@@ -138,18 +145,32 @@ func newPipelineProcess(line string, stages []*Process) *Process {
 	}
 	go func() {
 		var failed *Process
-		for _, s := range stages {
+		var errs []error
+		for i := len(stages) - 1; i >= 0; i-- {
+			s := stages[i]
 			<-s.done
-			if failed == nil && s.result() != nil {
+			if s.result() == nil || i < len(stages)-1 && readerEnded(s, stages[i+1]) {
+				continue
+			}
+			if failed == nil {
 				failed = s
 			}
+			errs = append(errs, s.result())
 		}
 		if failed == nil {
 			failed = last
 		}
 		failed.mu.Lock()
-		status, err := failed.status, failed.waitErr
+		status := failed.status
 		failed.mu.Unlock()
+		var err error
+		switch len(errs) {
+		case 0:
+		case 1:
+			err = errs[0]
+		default:
+			err = errors.Join(errs...)
+		}
 		p.mu.Lock()
 		p.reaped, p.status, p.waitErr, p.exitedAt = true, status, err, time.Now()
 		p.mu.Unlock()
@@ -157,6 +178,39 @@ func newPipelineProcess(line string, stages []*Process) *Process {
 	}()
 	return p
 }
+
+// brokenPipeGrace is how much later than a stage that SIGPIPE killed the
+// stage it feeds may have been reaped for the SIGPIPE to count as the end of
+// the reader, not a failure. Reaping lags exits by scheduling noise, and a
+// reader may close its stdin just before it exits (GNU head does).
+const brokenPipeGrace = 500 * time.Millisecond
+
+// readerEnded reports whether SIGPIPE killed s when next, the stage it
+// feeds, had exited: how a producer learns that nobody wants more
+// (`yes | head -1`), which is no failure. Both are reaped.
+func readerEnded(s, next *Process) bool {
+	s.mu.Lock()
+	sigpipe := s.status.Signaled() && s.status.Signal() == syscall.SIGPIPE && s.stopCause == nil
+	brokenAt := s.exitedAt
+	s.mu.Unlock()
+	next.mu.Lock()
+	defer next.mu.Unlock()
+	return sigpipe && next.exitedAt.Before(brokenAt.Add(brokenPipeGrace))
+}
+
+// stageError is a stage's start error as the pipeline reports it: naming
+// the pipeline and the stage, with the package prefix once.
+type stageError struct {
+	line  string
+	stage int
+	err   error
+}
+
+func (e *stageError) Error() string {
+	return fmt.Sprintf("netrunner: %q: stage %d: %s", e.line, e.stage, strings.TrimPrefix(e.err.Error(), "netrunner: "))
+}
+
+func (e *stageError) Unwrap() error { return e.err }
 
 // pipelineStats adds up the stages' counters: what came in went to the
 // first stage, what came out came from the last.

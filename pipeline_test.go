@@ -140,9 +140,10 @@ func TestPipelineFirstStageStdin(t *testing.T) {
 	p.Stdout.Close()
 }
 
-// Wait reports the first stage, in pipeline order, that failed, not the
-// first to fail in time nor the last: its ExitError names it and carries
-// its stderr tail.
+// Wait reports like bash's pipefail: the failed stages' errors joined
+// rightmost first, so errors.As finds the rightmost failure (not the first
+// to fail in time, nor the first in pipeline order); each names its stage
+// and carries its stderr tail, with the package prefix once.
 func TestPipelinePipefail(t *testing.T) {
 	check := leakCheck(t)
 	ctx := testCtx(t)
@@ -160,24 +161,39 @@ func TestPipelinePipefail(t *testing.T) {
 	var werr error
 	within(t, 30*time.Second, "Wait", func() { werr = p.Wait(ctx) })
 	ee := exitErr(t, werr)
-	if ee.Code != 3 || ee.Signal != 0 {
-		t.Errorf("ExitError code %d signal %v, want the second stage's exit 3", ee.Code, ee.Signal)
+	if ee.Code != 7 || ee.Signal != 0 {
+		t.Errorf("ExitError code %d signal %v, want the rightmost failure: the third stage's exit 7", ee.Code, ee.Signal)
 	}
-	if !strings.Contains(werr.Error(), "failing-stage") {
-		t.Errorf("error %q does not name the failing stage", werr)
+	if !strings.Contains(string(ee.Stderr), "stage three broke") {
+		t.Errorf("ExitError.Stderr %q, want the third stage's stderr tail", ee.Stderr)
 	}
-	if !strings.Contains(string(ee.Stderr), "stage two broke") || strings.Contains(string(ee.Stderr), "three") {
-		t.Errorf("ExitError.Stderr %q, want the second stage's stderr tail", ee.Stderr)
+	lines := strings.Split(werr.Error(), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "stage 3") || !strings.Contains(lines[1], "failing-stage") ||
+		!strings.Contains(lines[1], "stage two broke") {
+		t.Errorf("error %q, want the third stage's failure, then the second's", werr)
 	}
-	if p.ExitCode() != 3 || p.Stats().ExitCode != 3 {
-		t.Errorf("ExitCode %d, Stats().ExitCode %d, want 3", p.ExitCode(), p.Stats().ExitCode)
+	for _, line := range lines {
+		if strings.Count(line, "netrunner:") != 1 {
+			t.Errorf("error line %q: want the prefix once", line)
+		}
+	}
+	var codes []int
+	if joined, ok := werr.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			codes = append(codes, exitErr(t, e).Code)
+		}
+	}
+	if len(codes) != 2 || codes[0] != 7 || codes[1] != 3 {
+		t.Errorf("joined errors have codes %v, want [7 3]", codes)
+	}
+	if p.ExitCode() != 7 || p.Stats().ExitCode != 7 {
+		t.Errorf("ExitCode %d, Stats().ExitCode %d, want 7", p.ExitCode(), p.Stats().ExitCode)
 	}
 	p.Stdout.Close()
 	check()
 }
 
-// A failure of the last stage alone is reported too, and the first stage's
-// exit by SIGPIPE counts as a failure like in the shell with pipefail.
+// A failure of the last stage alone is reported too.
 func TestPipelineLastStageFails(t *testing.T) {
 	ctx := testCtx(t)
 	p := pipeStart(t, ctx, Pipeline(Command("echo", "x"), sh("cat >/dev/null; echo last-err >&2; exit 9")))
@@ -189,6 +205,50 @@ func TestPipelineLastStageFails(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "stage 2") {
 		t.Errorf("error %q does not name the stage", err)
+	}
+	p.Stdout.Close()
+}
+
+// A stage killed by SIGPIPE after the stage it feeds had exited did not
+// fail: `yes | head -1` succeeds, and `seq | sh -c 'head -1; exit 3' | cat`
+// reports the exit 3 alone.
+func TestPipelineSigpipeAfterReaderExit(t *testing.T) {
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	p := pipeStart(t, ctx, Pipeline(Command("yes"), Command("head", "-1")))
+	if out := pipeReadAll(t, p); string(out) != "y\n" {
+		t.Errorf("yes | head -1 wrote %q", out)
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Errorf("yes | head -1: Wait = %v, want nil", err)
+	}
+	p.Stdout.Close()
+
+	p = pipeStart(t, ctx, Pipeline(Command("seq", "1", "1000000"), sh("head -1; exit 3"), Command("cat")))
+	if out := pipeReadAll(t, p); string(out) != "1\n" {
+		t.Errorf("the pipeline wrote %q", out)
+	}
+	err := p.Wait(ctx)
+	if ee := exitErr(t, err); ee.Code != 3 {
+		t.Errorf("Wait = %v, want the middle stage's exit 3", err)
+	}
+	if msg := errString(err); strings.Contains(msg, "SIGPIPE") || strings.Contains(msg, "broken pipe") ||
+		!strings.Contains(msg, "stage 2") || strings.Count(msg, "netrunner:") != 1 {
+		t.Errorf("error %q, want the exit 3 of stage 2 alone", msg)
+	}
+	p.Stdout.Close()
+	check()
+}
+
+// A SIGPIPE while the stage it feeds still runs (it closed its stdin) is a
+// failure, as in bash with pipefail.
+func TestPipelineSigpipeWhileReaderRuns(t *testing.T) {
+	ctx := testCtx(t)
+	p := pipeStart(t, ctx, Pipeline(Command("yes"), sh("exec 0<&-; sleep 2")))
+	pipeReadAll(t, p)
+	err := p.Wait(ctx)
+	if ee := exitErr(t, err); ee.Signal != syscall.SIGPIPE || !strings.Contains(err.Error(), "stage 1") {
+		t.Errorf("Wait = %v, want the first stage's SIGPIPE", err)
 	}
 	p.Stdout.Close()
 }
@@ -275,8 +335,11 @@ func TestPipelineStageFailsToStart(t *testing.T) {
 	if !errors.Is(err, exec.ErrNotFound) {
 		t.Errorf("error %v, want exec.ErrNotFound", err)
 	}
-	if !strings.Contains(errString(err), "netrunner-no-such-binary-xyz") {
+	if msg := errString(err); !strings.Contains(msg, "netrunner-no-such-binary-xyz") || !strings.Contains(msg, "stage 2") {
 		t.Errorf("error %q does not name the missing stage", err)
+	}
+	if strings.Count(errString(err), "netrunner:") != 1 {
+		t.Errorf("error %q: want the prefix once", err)
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Errorf("the stage after the missing one ran")

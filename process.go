@@ -248,8 +248,9 @@ func (p *Process) signalGroup(sig syscall.Signal) error {
 	return err
 }
 
-// Stop stops the process gracefully: SIGTERM to its group, then SIGKILL
-// after KillTimeout (at once if KillTimeout < 0), and waits until it is
+// Stop stops the process gracefully: SIGTERM to its group, followed by
+// SIGCONT so that a stopped member can act on it, then SIGKILL after
+// KillTimeout (at once if KillTimeout < 0), and waits until it is
 // reaped. It returns what Wait returns; ctx bounds the waiting only, the
 // SIGKILL comes on time either way. Stop is idempotent and safe to call
 // after the process exited.
@@ -266,6 +267,10 @@ func (p *Process) Stop(ctx context.Context) error {
 			return
 		}
 		p.signalGroup(syscall.SIGTERM)
+		// A stopped process (SIGSTOP, or SIGTTIN from a terminal) acts on
+		// the TERM only once continued; without this it would wait out the
+		// whole KillTimeout. Continuing one that runs does nothing.
+		p.signalGroup(syscall.SIGCONT)
 		go func() {
 			t := time.NewTimer(p.killTimeout)
 			defer t.Stop()

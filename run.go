@@ -45,6 +45,10 @@ func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 
 	stdout, over, readErr := readAll(p.Stdout, c.MaxOutput, false)
 	if over || readErr != nil {
+		// The pipe is closed first: a child still writing gets EPIPE at
+		// once, even one that ignores SIGTERM, instead of lasting until
+		// the SIGKILL after KillTimeout.
+		p.Stdout.Close()
 		p.Stop(context.Background())
 	}
 	waitErr := p.Wait(context.Background())
@@ -132,7 +136,7 @@ func (c *Cmd) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
 			return func() ([]byte, error) {
 				line, err := lr.Line()
 				if errors.Is(err, ErrLineTooLong) {
-					err = fmt.Errorf("netrunner: %q stdout: %w", p.name, err)
+					err = fmt.Errorf("netrunner: %q: stdout: %w", p.name, err)
 				}
 				return line, err
 			}

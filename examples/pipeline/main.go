@@ -5,7 +5,7 @@
 //
 // It runs the equivalent of
 //
-//	tr -cs A-Za-z '\n' < file | tr A-Z a-z | sort | uniq -c | sort -rn | awk 'NR <= 10'
+//	tr -cs A-Za-z '\n' < file | tr A-Z a-z | sort | uniq -c | sort -rn | head -n 10
 //
 // and streams the result line by line.
 package main
@@ -44,9 +44,9 @@ func main() {
 		netrunner.Command("sort"),
 		netrunner.Command("uniq", "-c"),
 		netrunner.Command("sort", "-rn"),
-		// Not head: head exits after ten lines, and a sort still writing
-		// would then die of SIGPIPE, which Wait reports like pipefail does.
-		netrunner.Command("awk", "NR <= 10"),
+		// head exits after ten lines, and a sort still writing then dies
+		// of SIGPIPE: that is how a pipeline ends early, not a failure.
+		netrunner.Command("head", "-n", "10"),
 	).Start(ctx)
 	if err != nil {
 		log.Fatal(err)
@@ -62,7 +62,7 @@ func main() {
 	if err := sc.Err(); err != nil {
 		log.Fatal(err)
 	}
-	// Wait reports the first stage that failed, naming it.
+	// Wait reports the failed stages, rightmost first, naming each.
 	if err := p.Wait(ctx); err != nil {
 		log.Fatal(err)
 	}
