@@ -120,7 +120,7 @@ func (d *Daemon) runOnce(ctx context.Context, log *slog.Logger) error {
 		defer wg.Done()
 		defer s.Close()
 		if !logLines {
-			s.WriteTo(io.Discard)
+			s.writeTo(context.Background(), io.Discard) // past ctx: the child may write while it stops
 			return
 		}
 		pid := slog.Int("pid", p.Pid())
