@@ -24,7 +24,9 @@ const ptyDrainMost = 1 << 20
 // a descendant that escaped the group and still holds the pipe cannot keep
 // the Stream open.
 func (s *Stream) processGone() {
+	s.gone.Store(true)
 	if s.ended() != nil {
+		s.closeFile() // a terminal's master is left open until now: see readLocked
 		return
 	}
 	left, empty := int64(-1), false

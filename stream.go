@@ -54,6 +54,7 @@ type Stream struct {
 	// (see processGone), and an empty pipe is the end.
 	drainLeft atomic.Int64
 	drainOnly atomic.Bool
+	gone      atomic.Bool // processGone has run
 
 	bytes, reads *atomic.Int64 // the process's Stats counters
 
@@ -198,16 +199,24 @@ func (s *Stream) Close() error {
 // setEnd records the first end of the Stream, releases the pipe and stops
 // read-ahead.
 func (s *Stream) setEnd(err error) {
+	s.recordEnd(err)
+	s.closeFile()
+}
+
+// recordEnd records the first end of the Stream, releases the context it
+// was read under and stops read-ahead.
+func (s *Stream) recordEnd(err error) {
 	s.mu.Lock()
 	if s.end == nil {
 		s.end = err
 		s.hasEnded.Store(true)
 	}
 	s.mu.Unlock()
-	s.fileOnce.Do(func() { s.file.Close() })
 	s.watch.unwatch()
 	s.endDemand()
 }
+
+func (s *Stream) closeFile() { s.fileOnce.Do(func() { s.file.Close() }) }
 
 func (s *Stream) ended() error {
 	if !s.hasEnded.Load() {
@@ -276,8 +285,17 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 			continue // woken by processGone
 		case ctx.Err() != nil && err == ctx.Err():
 			return 0, err // the Stream stays usable
-		case err == io.EOF, s.pty && errors.Is(err, syscall.EIO):
-			err = io.EOF
+		case s.pty && errors.Is(err, syscall.EIO):
+			// Every user of the terminal closed it, but its session
+			// leader may not have exited yet: closing the master now
+			// would hang the terminal up and kill the leader with
+			// SIGHUP. processGone closes it.
+			s.recordEnd(io.EOF)
+			if s.gone.Load() {
+				s.closeFile()
+			}
+			return 0, io.EOF
+		case err == io.EOF:
 		case errors.Is(err, os.ErrClosed):
 			return 0, s.ended() // Close raced the read; report it as Close's error
 		default:
