@@ -188,8 +188,9 @@ func (s *Stream) Err() error {
 }
 
 // Close stops reading: the pipe is closed and unread data is dropped (a
-// child still writing gets EPIPE). Blocked readers return an error wrapping
-// os.ErrClosed, C is closed. Close is idempotent.
+// child still writing gets EPIPE; on a PTY, closing the terminal hangs it
+// up, and its session gets SIGHUP). Blocked readers return an error
+// wrapping os.ErrClosed, C is closed. Close is idempotent.
 func (s *Stream) Close() error {
 	s.setEnd(fmt.Errorf("netrunner: %s: %w", s.name, os.ErrClosed))
 	s.closeOnce.Do(func() { close(s.closed) })
