@@ -52,6 +52,9 @@
 // pseudo-terminal of that size: stdin, stdout and stderr are the terminal,
 // [Process].Stdout reads it, [Process.Write] types into it, [Process.Resize]
 // changes its size, and [Process.CloseStdin] types the end-of-file character.
+// Run, Output, Chunks and Lines type it themselves once [Cmd.Stdin], if any,
+// is used up, as they close a pipe: a child reading the terminal sees the
+// end of its input.
 //
 // # Cgroups
 //
