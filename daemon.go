@@ -148,11 +148,11 @@ func (d *Daemon) runOnce(ctx context.Context, log *slog.Logger) error {
 		defer wg.Done()
 		defer s.Close()
 		if !logLines {
+			var w io.Writer = io.Discard
 			if keep != nil {
-				s.WriteTo(keep)
-			} else {
-				s.WriteTo(io.Discard)
+				w = keep
 			}
+			s.writeTo(context.Background(), w) // past ctx: the child may write while it stops
 			return
 		}
 		pid := slog.Int("pid", p.Pid())

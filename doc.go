@@ -54,6 +54,9 @@
 // pseudo-terminal of that size: stdin, stdout and stderr are the terminal,
 // [Process].Stdout reads it, [Process.Write] types into it, [Process.Resize]
 // changes its size, and [Process.CloseStdin] types the end-of-file character.
+// Run, Output, Chunks and Lines type it themselves once [Cmd.Stdin], if any,
+// is used up, as they close a pipe: a child reading the terminal sees the
+// end of its input.
 //
 // Ctrl-C at a terminal sends SIGINT to the terminal's foreground process
 // group: the program's, not its children's, which run in process groups of

@@ -82,30 +82,34 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 	cg.watch(p.pid)
 	size := c.chunkSize()
 	if s.stdout != nil {
-		p.Stdout = newStream(fmt.Sprintf("%q stdout", p.name), s.stdout, size, s.pty != nil, &p.bytesOut, &p.reads)
+		p.Stdout = newStream(ctx, fmt.Sprintf("%q stdout", p.name), s.stdout, size, s.pty != nil, &p.bytesOut, &p.reads)
 		p.Stdout.canGrow = c.PipeSize == 0 && s.pty == nil
 	}
 	var drainer *Stream
 	switch {
 	case s.stderr == nil:
 	case c.Stderr == StderrStream:
-		p.Stderr = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, size, false, &p.bytesErr, &p.reads)
+		p.Stderr = newStream(ctx, fmt.Sprintf("%q stderr", p.name), s.stderr, size, false, &p.bytesErr, &p.reads)
 		p.Stderr.canGrow = c.PipeSize == 0
 	case c.Stderr == StderrTail:
-		drainer = newStream(fmt.Sprintf("%q stderr", p.name), s.stderr, stderrDrainChunk, false, &p.bytesErr, &p.reads)
+		drainer = newStream(ctx, fmt.Sprintf("%q stderr", p.name), s.stderr, stderrDrainChunk, false, &p.bytesErr, &p.reads)
 		p.stderrTail = &tail{n: stderrTailSize}
 	}
 	p.drained = make(chan struct{})
 	if drainer != nil {
 		go func() {
 			defer close(p.drained)
-			drainer.WriteTo(p.stderrTail)
+			// To the end, past ctx: the tail is for the ExitError.
+			drainer.writeTo(context.Background(), p.stderrTail)
 		}()
 	} else {
 		close(p.drained)
 	}
 	if s.copy != nil {
 		go p.copyStdin(s.copy)
+	} else if s.eofNow {
+		p.typeEOF(-1)
+		p.closeStdin()
 	}
 	p.watch(ctx)
 	go p.supervise(drainer)
@@ -142,7 +146,7 @@ func (p *Process) supervise(drainer *Stream) {
 	p.closeStdin()
 	// The group is gone: whatever the pipes still hold is all there is.
 	for _, s := range []*Stream{p.Stdout, p.Stderr, drainer} {
-		if s != nil && !s.pty {
+		if s != nil {
 			s.processGone()
 		}
 	}

@@ -83,18 +83,58 @@ func (p *Process) Resize(ws Winsize) error {
 // sendEOF types the terminal's end-of-file character (VEOF, normally
 // Ctrl-D): on a terminal, that is how a reader is told the input ended.
 func (p *Process) sendEOF() error {
-	rc, err := p.pty.SyscallConn()
+	t, err := p.termios()
 	if err != nil {
 		return err
+	}
+	_, err = p.Write(context.Background(), []byte{t.Cc[unix.VEOF]})
+	return err
+}
+
+func (p *Process) termios() (*unix.Termios, error) {
+	rc, err := p.pty.SyscallConn()
+	if err != nil {
+		return nil, err
 	}
 	var t *unix.Termios
 	var terr error
 	if err := rc.Control(func(fd uintptr) { t, terr = unix.IoctlGetTermios(int(fd), unix.TCGETS) }); err != nil {
-		return err
+		return nil, err
 	}
 	if terr != nil {
-		return os.NewSyscallError("ioctl TCGETS", terr)
+		return nil, os.NewSyscallError("ioctl TCGETS", terr)
 	}
-	_, err = p.Write(context.Background(), []byte{t.Cc[unix.VEOF]})
-	return err
+	return t, nil
+}
+
+// typeEOF ends the input that Run, Output, Chunks and Lines, or the copy of
+// Cmd.Stdin, gave the terminal, as closing a pipe would: it types VEOF, which
+// a reader in canonical mode sees as end-of-file. After a partial line (last
+// is the last byte typed; -1: none) the first VEOF only hands that line
+// over, so a second one follows. A child that turned canonical mode off reads
+// the characters as they are. Errors are ignored: they mean the terminal or
+// the process is gone, and then nobody waits for the end-of-file.
+func (p *Process) typeEOF(last int) {
+	t, err := p.termios()
+	if err != nil {
+		return
+	}
+	eof := []byte{t.Cc[unix.VEOF], t.Cc[unix.VEOF]}
+	if last < 0 || endsLine(t, byte(last)) {
+		eof = eof[:1]
+	}
+	n, _ := p.stdin.Write(eof)
+	p.countWrite(n)
+}
+
+// endsLine reports whether c ends a line on a terminal in canonical mode.
+func endsLine(t *unix.Termios, c byte) bool {
+	switch {
+	case c == '\n':
+		return true
+	case c == '\r':
+		return t.Iflag&unix.ICRNL != 0 && t.Iflag&unix.IGNCR == 0
+	}
+	// 0 is _POSIX_VDISABLE: the character is not set.
+	return c != 0 && (c == t.Cc[unix.VEOL] || c == t.Cc[unix.VEOL2] || c == t.Cc[unix.VEOF])
 }

@@ -15,3 +15,6 @@ func (p *Process) Resize(ws Winsize) error {
 }
 
 func (p *Process) sendEOF() error { return ErrUnsupported }
+
+// typeEOF is never called: no process has a PTY here.
+func (p *Process) typeEOF(last int) {}

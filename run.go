@@ -113,13 +113,18 @@ func readAll(s *Stream, limit int64, drop bool) (b []byte, over bool, err error)
 // child writes it; a chunk is valid until the next iteration. It waits for
 // the command at the end and yields one final error if the run failed (a
 // start failure, a read error, an *ExitError, or an error matching ctx's
-// when ctx ended the run). Breaking out of the loop stops the process
-// (SIGTERM, then SIGKILL after KillTimeout) and reaps it before the loop
-// statement returns.
+// when ctx ended the run). Once ctx is done, nothing more is yielded from
+// the pipe, not even what it still holds: the next yield is that final
+// error. Breaking out of the loop stops the process (SIGTERM, then SIGKILL
+// after KillTimeout) and reaps it before the loop statement returns.
+//
+// StderrStream is refused with ErrInvalidCommand: the loop gives no way to
+// read Process.Stderr, and an unread stderr would block the child. Use
+// StderrTail (the default) to find the end of stderr in the ExitError.
 func (c *Cmd) Chunks(ctx context.Context) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
 		c.each(ctx, yield, func(p *Process) func() ([]byte, error) {
-			return func() ([]byte, error) { return p.Stdout.Next(context.Background()) }
+			return func() ([]byte, error) { return p.Stdout.Next(ctx) }
 		})
 	}
 }
@@ -132,7 +137,7 @@ func (c *Cmd) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
 	limit := max(c.chunkSize(), 64<<10)
 	return func(yield func([]byte, error) bool) {
 		c.each(ctx, yield, func(p *Process) func() ([]byte, error) {
-			lr := newLineReader(func() ([]byte, error) { return p.Stdout.Next(context.Background()) }, limit, false)
+			lr := newLineReader(func() ([]byte, error) { return p.Stdout.Next(ctx) }, limit, false)
 			return func() ([]byte, error) {
 				line, err := lr.Line()
 				if errors.Is(err, ErrLineTooLong) {
@@ -148,6 +153,10 @@ func (c *Cmd) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
 // the run's error if any. Whatever way the loop ends, including a panic in
 // its body, the process is stopped and reaped before each returns.
 func (c *Cmd) each(ctx context.Context, yield func([]byte, error) bool, reader func(*Process) func() ([]byte, error)) {
+	if c.Stderr == StderrStream {
+		yield(nil, invalidf(c.name(), "Stderr mode StderrStream with Chunks or Lines: nothing could read Process.Stderr; use Start, or StderrTail"))
+		return
+	}
 	p, err := c.start(ctx, oneShot)
 	if err != nil {
 		yield(nil, err)
@@ -160,8 +169,15 @@ func (c *Cmd) each(ctx context.Context, yield func([]byte, error) bool, reader f
 	next := reader(p)
 	for {
 		b, err := next()
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err() // a chunk read as ctx ended is not delivered
+		}
 		if err == io.EOF {
 			break
+		}
+		if cause := ctx.Err(); cause != nil && errors.Is(err, cause) {
+			yield(nil, p.stopFor(cause))
+			return
 		}
 		if err != nil {
 			p.Stop(context.Background())
@@ -175,4 +191,20 @@ func (c *Cmd) each(ctx context.Context, yield func([]byte, error) bool, reader f
 	if err := p.Wait(context.Background()); err != nil {
 		yield(nil, err)
 	}
+}
+
+// stopFor stops the process because its context ended with cause, and
+// returns the run's error, which matches cause: the ExitError, or cause
+// itself when the process had exited on its own before.
+func (p *Process) stopFor(cause error) error {
+	p.Stdout.Close()
+	p.mu.Lock()
+	if !p.reaped && p.stopCause == nil {
+		p.stopCause = cause // the context's watch may not have run yet
+	}
+	p.mu.Unlock()
+	if err := p.Stop(context.Background()); errors.Is(err, cause) {
+		return err
+	}
+	return fmt.Errorf("netrunner: %q: %w", p.name, cause)
 }

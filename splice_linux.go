@@ -1,6 +1,7 @@
 package netrunner
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -11,16 +12,17 @@ import (
 
 // spliceTo copies the Stream into w with splice(2), so that the data moves
 // from pipe to pipe, socket or file inside the kernel, never through a Go
-// buffer. It handles w only if w is a file or socket that splice can write
-// (ok false leaves w to the copying loop, having moved nothing). Like the
-// copying loop it reads only as fast as w accepts: it waits for w to take
-// data before taking more from the pipe.
-func (s *Stream) spliceTo(w io.Writer) (total int64, ok bool, err error) {
+// buffer. It handles w only if w is a file or socket that splice can write;
+// ok false leaves the rest to the copying loop: w is not such a file, splice
+// refused it, or the process is gone (see drainOnly). Like the copying loop
+// it reads only as fast as w accepts: it waits for w to take data before
+// taking more from the pipe.
+func (s *Stream) spliceTo(ctx context.Context, w io.Writer) (total int64, ok bool, err error) {
 	sc, isConn := w.(syscall.Conn)
 	if !isConn || s.pty {
 		return 0, false, nil
 	}
-	sp := &splicer{s: s}
+	sp := &splicer{s: s, ctx: ctx}
 	if sp.wrc, err = sc.SyscallConn(); err != nil {
 		return 0, false, nil
 	}
@@ -38,10 +40,13 @@ func (s *Stream) spliceTo(w io.Writer) (total int64, ok bool, err error) {
 	for {
 		n, err := sp.once()
 		total += n
-		if err == io.EOF {
+		switch err {
+		case nil:
+		case io.EOF:
 			return total, true, nil
-		}
-		if err != nil {
+		case errDrainOnly, errCannotSplice:
+			return total, false, nil
+		default:
 			return total, true, err
 		}
 	}
@@ -69,13 +74,16 @@ func spliceable(fd int) (ok, nonblocking bool) {
 // A splicer moves one Stream into one destination.
 type splicer struct {
 	s        *Stream
+	ctx      context.Context
 	rrc, wrc syscall.RawConn // the Stream's pipe and the destination
 	pollable bool            // the destination is on the poller
 
 	// The outcome of the last splice, and the descriptor being used while
 	// the other one is held.
 	n        int
-	err      error
+	err      error // from splice(2)
+	srcErr   error // from the pipe's RawConn while w is held
+	destErr  error // from the destination's RawConn: it is closed
 	destFull bool
 	fd       uintptr
 
@@ -89,41 +97,60 @@ type splicer struct {
 const spliceMax = hotPipeSize
 
 // once moves what one splice can. It returns io.EOF at the end of the
-// Stream, and errDrainOnly once the process is gone (the rest goes by
-// ordinary reads, which bound it; see drainOnly).
+// Stream; errDrainOnly once the process is gone (the rest goes by ordinary
+// reads, which bound it; see drainOnly); errCannotSplice when splice refuses
+// w, having moved nothing, so that the copying loop gives w's own error.
 func (sp *splicer) once() (int64, error) {
 	s := sp.s
-	s.sem <- struct{}{}
+	if err := s.acquire(sp.ctx); err != nil {
+		return 0, err
+	}
 	defer s.release()
 	if err := s.ended(); err != nil {
+		return 0, err
+	}
+	if err := sp.ctx.Err(); err != nil {
 		return 0, err
 	}
 	if s.drainOnly.Load() {
 		return 0, errDrainOnly
 	}
+	s.watch.watch(sp.ctx)
 	// Wait on the pipe until a splice moves data or finds w full; then,
 	// while w is full, wait on w.
+	sp.err, sp.srcErr, sp.destErr = nil, nil, nil
 	err := sp.rrc.Read(sp.whenReadable)
-	for err == nil && sp.err == unix.EAGAIN && sp.destFull {
+	for err == nil && sp.srcErr == nil && sp.destErr == nil && sp.err == unix.EAGAIN && sp.destFull {
 		if sp.pollable {
-			err = sp.wrc.Write(sp.whenWritable)
+			sp.destErr = sp.wrc.Write(sp.whenWritable)
 			continue
 		}
 		// A blocking w is not on the poller: wait for it in poll(2), as a
 		// blocking write would.
-		if err = sp.wrc.Control(sp.waitBlocking); err == nil {
+		if sp.destErr = sp.wrc.Control(sp.waitBlocking); sp.destErr == nil {
 			err = sp.rrc.Control(sp.withDest)
 		}
+	}
+	if err == nil {
+		err = sp.srcErr
 	}
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded) && s.drainOnly.Load():
 		return 0, errDrainOnly
-	case errors.Is(err, os.ErrClosed):
-		return 0, s.ended()
+	case errors.Is(err, os.ErrDeadlineExceeded) && sp.ctx.Err() != nil:
+		return 0, sp.ctx.Err()
 	case err != nil:
+		// The pipe was closed under us: Close or the end of the drain.
+		if end := s.ended(); end != nil {
+			return 0, end
+		}
 		return 0, err
+	case sp.destErr != nil:
+		return 0, destError(sp.destErr)
 	case sp.err == unix.EAGAIN:
 		return 0, nil // the pipe emptied meanwhile; go round again
+	case sp.err == unix.EINVAL, sp.err == unix.EOPNOTSUPP:
+		return 0, errCannotSplice // w takes writes but not splices: /dev/full, /dev/kmsg
 	case sp.err != nil:
 		return 0, os.NewSyscallError("splice", sp.err)
 	case sp.n == 0:
@@ -136,11 +163,20 @@ func (sp *splicer) once() (int64, error) {
 	return int64(sp.n), nil
 }
 
+// destError turns what the destination's RawConn returned into what a
+// write would have: the poller's "use of closed file" is os.ErrClosed.
+func destError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return &os.PathError{Op: "write", Path: "destination", Err: os.ErrClosed}
+}
+
 // tryFromRead splices with the pipe held; false waits for the pipe.
 func (sp *splicer) tryFromRead(rfd uintptr) bool {
 	sp.fd = rfd
 	if err := sp.wrc.Control(sp.withSource); err != nil {
-		sp.err = err
+		sp.destErr = err
 		return true
 	}
 	return sp.err != unix.EAGAIN || sp.destFull
@@ -150,7 +186,7 @@ func (sp *splicer) tryFromRead(rfd uintptr) bool {
 func (sp *splicer) tryFromWrite(wfd uintptr) bool {
 	sp.fd = wfd
 	if err := sp.rrc.Control(sp.withDest); err != nil {
-		sp.err = err
+		sp.srcErr = err
 		return true
 	}
 	return sp.err != unix.EAGAIN || !sp.destFull
@@ -183,8 +219,12 @@ func (sp *splicer) pollDest(wfd uintptr) {
 }
 
 // errDrainOnly hands the rest of a Stream whose process is gone back to the
-// ordinary reads.
-var errDrainOnly = errors.New("drain only")
+// ordinary reads; errCannotSplice hands a destination that splice refuses to
+// the copying loop.
+var (
+	errDrainOnly    = errors.New("drain only")
+	errCannotSplice = errors.New("cannot splice")
+)
 
 func pipeHasData(fd int) bool {
 	n, err := pipeBuffered(fd)

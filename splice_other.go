@@ -3,11 +3,9 @@
 package netrunner
 
 import (
-	"errors"
+	"context"
 	"io"
 )
 
 // spliceTo is Linux only; elsewhere WriteTo copies.
-func (s *Stream) spliceTo(io.Writer) (int64, bool, error) { return 0, false, nil }
-
-var errDrainOnly = errors.New("drain only")
+func (s *Stream) spliceTo(context.Context, io.Writer) (int64, bool, error) { return 0, false, nil }

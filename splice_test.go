@@ -3,6 +3,7 @@
 package netrunner
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -425,6 +426,102 @@ func TestSpliceProcessKilledDuring(t *testing.T) {
 		t.Errorf("WriteTo says %d bytes, the reader got %d, Stats says %d", r.n, got, p.Stats().BytesOut)
 	}
 	p.Stdout.Close()
+	pr.Close()
+	check()
+}
+
+// A character device that splice(2) refuses gets the copying loop, so the
+// error is the one a write gives: ENOSPC for /dev/full, not splice's EINVAL.
+func TestSpliceRefusedDeviceFallsBack(t *testing.T) {
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	p := start(t, ctx, Command("head", "-c", "100000", "/dev/zero"))
+	n, werr := spliceWriteTo(t, p, full)
+	if !errors.Is(werr, syscall.ENOSPC) {
+		t.Errorf("WriteTo(/dev/full) = %d, %v; want ENOSPC", n, werr)
+	}
+	p.Stdout.Close()
+	p.Wait(ctx)
+	full.Close()
+	check()
+}
+
+// Into /dev/kmsg, which takes writes but refuses splice: everything
+// arrives, by the copying loop.
+func TestSpliceRefusedDeviceLosesNothing(t *testing.T) {
+	kmsg, err := os.OpenFile("/dev/kmsg", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("cannot use /dev/kmsg: %v", err)
+	}
+	defer kmsg.Close()
+	if _, err := kmsg.Seek(0, io.SeekEnd); err != nil { // read only what follows
+		t.Skipf("cannot seek /dev/kmsg: %v", err)
+	}
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	marker := "netrunner splice fallback test " + strconv.Itoa(os.Getpid()) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
+	p := start(t, ctx, Command("echo", marker))
+	n, werr := spliceWriteTo(t, p, kmsg)
+	if werr != nil || n != int64(len(marker)+1) {
+		t.Fatalf("WriteTo(/dev/kmsg) = %d, %v; want %d, nil", n, werr, len(marker)+1)
+	}
+	// Each write is one record: "level,seq,usec,flags;message".
+	kmsg.SetReadDeadline(time.Now().Add(20 * time.Second))
+	rec := make([]byte, 8192)
+	for found := false; !found; {
+		m, err := kmsg.Read(rec)
+		if errors.Is(err, syscall.EPIPE) {
+			continue // records were overwritten meanwhile
+		}
+		if err != nil {
+			t.Fatalf("reading /dev/kmsg back, looking for %q: %v", marker, err)
+		}
+		found = strings.Contains(string(rec[:m]), marker)
+	}
+	p.Wait(ctx)
+	p.Stdout.Close()
+	kmsg.Close()
+	check()
+}
+
+// Close while WriteTo splices: WriteTo returns Close's error, which wraps
+// os.ErrClosed, as the copying loop does.
+func TestSpliceCloseDuring(t *testing.T) {
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	p := start(t, ctx, sh("echo ready; exec sleep 1000"))
+	res := make(chan error, 1)
+	go func() {
+		_, err := p.Stdout.WriteTo(pw)
+		res <- err
+	}()
+	// "ready" came through: WriteTo is in the splice loop, waiting for more.
+	if line := readLine(t, bufio.NewReader(pr)); line != "ready" {
+		t.Fatalf("read %q through WriteTo, want ready", line)
+	}
+	p.Stdout.Close()
+	select {
+	case err := <-res:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("WriteTo when the Stream was closed: %v; want an error wrapping os.ErrClosed", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("WriteTo did not return 20s after Close")
+	}
+	p.Kill()
+	p.Wait(ctx)
+	pw.Close()
 	pr.Close()
 	check()
 }

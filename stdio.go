@@ -23,6 +23,7 @@ type stdio struct {
 	stdout *os.File
 	stderr *os.File // StderrTail and StderrStream
 	pty    *os.File // the terminal master; also stdin and stdout above
+	eofNow bool     // type the terminal's end-of-file at once: no input to give
 }
 
 func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
@@ -35,6 +36,7 @@ func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
 	}()
 	if c.PTY != nil {
 		s.copy = c.Stdin
+		s.eofNow = w.oneShot && c.Stdin == nil
 		return s, s.openPTY(c)
 	}
 	// A pipe is made, its child end noted as one of ours to close after the
@@ -224,19 +226,25 @@ func (p *Process) closeStdin() {
 
 // copyStdin copies Cmd.Stdin into the child with backpressure: each write
 // waits for the child to read. A child that exits or stops reading ends the
-// copy quietly.
+// copy quietly. A terminal is told the input ended by its end-of-file
+// character, since closing our end would not close it.
 func (p *Process) copyStdin(r io.Reader) {
+	defer p.closeStdin()
 	buf := make([]byte, 32<<10)
+	last := -1 // the last byte written
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
 			m, werr := p.stdin.Write(buf[:n])
 			p.countWrite(m)
+			if m > 0 {
+				last = int(buf[m-1])
+			}
 			if werr != nil {
 				if !isQuietPipeEnd(werr) {
 					p.setCopyErr(werr)
 				}
-				break
+				return
 			}
 		}
 		if err != nil {
@@ -246,7 +254,9 @@ func (p *Process) copyStdin(r io.Reader) {
 			break
 		}
 	}
-	p.closeStdin()
+	if p.pty != nil {
+		p.typeEOF(last)
+	}
 }
 
 func (p *Process) setCopyErr(err error) {

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // A Stream is one output pipe of a running process: its stdout, or its stderr
@@ -28,11 +26,21 @@ import (
 // a descendant that escaped the group (setsid) and still holds the pipe
 // cannot hang the reader. The exit status comes from Process.Wait.
 //
+// A Stream that nobody reads needs no care: once the process and its group
+// are gone and the pipe is empty, the Stream ends by itself and releases its
+// descriptor, its read-ahead goroutine and any context it was read under,
+// without waiting for the garbage collector. A Stream whose pipe still holds
+// data keeps it, and its descriptor, until it is read to the end or closed:
+// like an http.Response.Body, close a Stream you stop reading early.
+//
 // A Stream is safe for concurrent use; reads are serialised, so each chunk
-// goes to exactly one caller.
+// goes to exactly one caller. Next reuses one buffer, so it serves one
+// consuming goroutine at a time: several consumers share a Stream through
+// Read (each with its own buffer) or through C.
 type Stream struct {
 	name      string // e.g. `"cat" stdout`, for errors
 	file      *os.File
+	ctx       context.Context // the process's: WriteTo stops delivering when it ends
 	chunkSize int
 	pty       bool // a terminal master reports the end as EIO
 
@@ -42,11 +50,11 @@ type Stream struct {
 	next []byte // Next's buffer, reused: its result is valid until the next call
 
 	// drainOnly is set once the process and its group are gone: reads then
-	// take at most drainLeft more bytes, what the pipe held at that moment
-	// (-1: unknown, until the pipe is empty), without waiting.
+	// take what is buffered without waiting, at most drainLeft more bytes
+	// (see processGone), and an empty pipe is the end.
 	drainLeft atomic.Int64
-	// take what is buffered without waiting, and an empty pipe is the end.
 	drainOnly atomic.Bool
+	gone      atomic.Bool // processGone has run
 
 	bytes, reads *atomic.Int64 // the process's Stats counters
 
@@ -76,10 +84,11 @@ type Stream struct {
 // for the receiver; demand beyond it is read as the receiver drains C.
 const chunksAhead = 16
 
-func newStream(name string, f *os.File, chunkSize int, pty bool, bytes, reads *atomic.Int64) *Stream {
+func newStream(ctx context.Context, name string, f *os.File, chunkSize int, pty bool, bytes, reads *atomic.Int64) *Stream {
 	s := &Stream{
 		name:      name,
 		file:      f,
+		ctx:       ctx,
 		chunkSize: chunkSize,
 		pty:       pty,
 		sem:       make(chan struct{}, 1),
@@ -95,9 +104,14 @@ func newStream(name string, f *os.File, chunkSize int, pty bool, bytes, reads *a
 }
 
 // Next reads the next chunk, at most ChunkSize bytes, waiting until the
-// child writes. It returns io.EOF at the end of the Stream. The slice is
-// valid until the next call of Next. When ctx ends first, Next returns its
-// error promptly and the Stream stays usable.
+// child writes. It returns io.EOF at the end of the Stream. When ctx ends
+// first, Next returns its error promptly and the Stream stays usable; a ctx
+// that is already done gets its error, not what the pipe still holds.
+//
+// The slice is Next's own buffer, valid until the next call of Next on this
+// Stream by any goroutine: Next serves one consuming goroutine at a time.
+// Goroutines that consume one Stream together use Read, each with its own
+// buffer, or Request and C, where each chunk is the receiver's.
 func (s *Stream) Next(ctx context.Context) ([]byte, error) {
 	if err := s.acquire(ctx); err != nil {
 		return nil, err
@@ -122,16 +136,30 @@ func (s *Stream) Read(p []byte) (int, error) {
 // WriteTo implements io.WriterTo: it copies the Stream to w until the end,
 // reading one chunk at a time, so w's pace is the child's pace.
 //
+// WriteTo reads under the context the process was started with: once that
+// context is done, WriteTo stops delivering, even what the pipe still holds,
+// and returns an error wrapping the context's error. The Stream stays open.
+//
 // When w is a pipe, socket or file (an *os.File or net.Conn), the data
-// moves with splice(2) on Linux, without passing through user space.
+// moves with splice(2) on Linux, without passing through user space; a
+// destination that splice refuses gets the copying loop instead.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) {
-	total, ok, err := s.spliceTo(w)
-	if ok && err != errDrainOnly {
+	n, err := s.writeTo(s.ctx, w)
+	if cerr := s.ctx.Err(); cerr != nil && err == cerr {
+		err = fmt.Errorf("netrunner: %s: %w", s.name, err)
+	}
+	return n, err
+}
+
+// writeTo is WriteTo under ctx.
+func (s *Stream) writeTo(ctx context.Context, w io.Writer) (int64, error) {
+	total, ok, err := s.spliceTo(ctx, w)
+	if ok {
 		return total, err
 	}
 	buf := make([]byte, s.chunkSize)
 	for {
-		n, err := s.read(context.Background(), buf)
+		n, err := s.read(ctx, buf)
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
 			total += int64(m)
@@ -160,8 +188,9 @@ func (s *Stream) Err() error {
 }
 
 // Close stops reading: the pipe is closed and unread data is dropped (a
-// child still writing gets EPIPE). Blocked readers return an error wrapping
-// os.ErrClosed, C is closed. Close is idempotent.
+// child still writing gets EPIPE; on a PTY, closing the terminal hangs it
+// up, and its session gets SIGHUP). Blocked readers return an error
+// wrapping os.ErrClosed, C is closed. Close is idempotent.
 func (s *Stream) Close() error {
 	s.setEnd(fmt.Errorf("netrunner: %s: %w", s.name, os.ErrClosed))
 	s.closeOnce.Do(func() { close(s.closed) })
@@ -171,16 +200,24 @@ func (s *Stream) Close() error {
 // setEnd records the first end of the Stream, releases the pipe and stops
 // read-ahead.
 func (s *Stream) setEnd(err error) {
+	s.recordEnd(err)
+	s.closeFile()
+}
+
+// recordEnd records the first end of the Stream, releases the context it
+// was read under and stops read-ahead.
+func (s *Stream) recordEnd(err error) {
 	s.mu.Lock()
 	if s.end == nil {
 		s.end = err
 		s.hasEnded.Store(true)
 	}
 	s.mu.Unlock()
-	s.fileOnce.Do(func() { s.file.Close() })
 	s.watch.unwatch()
 	s.endDemand()
 }
+
+func (s *Stream) closeFile() { s.fileOnce.Do(func() { s.file.Close() }) }
 
 func (s *Stream) ended() error {
 	if !s.hasEnded.Load() {
@@ -189,22 +226,6 @@ func (s *Stream) ended() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.end
-}
-
-// processGone switches the Stream to draining: see drainOnly. A reader
-// parked on the pipe is woken by an expired deadline.
-func (s *Stream) processGone() {
-	left := int64(-1)
-	if rc, err := s.file.SyscallConn(); err == nil {
-		rc.Control(func(fd uintptr) {
-			if n, err := pipeBuffered(int(fd)); err == nil {
-				left = int64(n)
-			}
-		})
-	}
-	s.drainLeft.Store(left)
-	s.drainOnly.Store(true)
-	s.file.SetReadDeadline(past)
 }
 
 // acquire waits for the turn to read; release ends it.
@@ -234,11 +255,17 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 		if err := s.ended(); err != nil {
 			return 0, err
 		}
+		// Once ctx is done, nothing more is delivered, not even what the
+		// pipe still holds.
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		var n int
 		var err error
+		last := false
 		if s.drainOnly.Load() {
-			n, err = s.readBuffered(b)
-		} else if err = ctx.Err(); err == nil {
+			n, last, err = s.readBuffered(b)
+		} else {
 			s.watch.watch(ctx)
 			n, err = s.file.Read(b)
 			err = ctxErr(ctx, err)
@@ -247,6 +274,9 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 			s.bytes.Add(int64(n))
 			s.reads.Add(1)
 			s.noteFullness(n == len(b))
+			if last {
+				s.setEnd(io.EOF) // release the pipe now, not at the next read
+			}
 			return n, nil
 		}
 		switch {
@@ -256,8 +286,17 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 			continue // woken by processGone
 		case ctx.Err() != nil && err == ctx.Err():
 			return 0, err // the Stream stays usable
-		case err == io.EOF, s.pty && errors.Is(err, syscall.EIO):
-			err = io.EOF
+		case s.pty && errors.Is(err, syscall.EIO):
+			// Every user of the terminal closed it, but its session
+			// leader may not have exited yet: closing the master now
+			// would hang the terminal up and kill the leader with
+			// SIGHUP. processGone closes it.
+			s.recordEnd(io.EOF)
+			if s.gone.Load() {
+				s.closeFile()
+			}
+			return 0, io.EOF
+		case err == io.EOF:
 		case errors.Is(err, os.ErrClosed):
 			return 0, s.ended() // Close raced the read; report it as Close's error
 		default:
@@ -285,44 +324,4 @@ func (s *Stream) noteFullness(full bool) {
 			rc.Control(func(fd uintptr) { growPipe(int(fd)) })
 		}
 	}
-}
-
-// readBuffered reads what the pipe held when the process was gone, without
-// waiting; then the Stream ends, even if a process that escaped the group
-// still writes. Control bypasses the poller's deadline, which processGone
-// left expired.
-func (s *Stream) readBuffered(b []byte) (int, error) {
-	left := s.drainLeft.Load()
-	if left == 0 {
-		return 0, io.EOF
-	}
-	if left > 0 && int64(len(b)) > left {
-		b = b[:left]
-	}
-	rc, err := s.file.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var n int
-	var rerr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			n, rerr = unix.Read(int(fd), b)
-			if rerr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
-		return 0, err
-	}
-	switch {
-	case rerr == unix.EAGAIN, rerr == nil && n == 0:
-		return 0, io.EOF
-	case rerr != nil:
-		return 0, os.NewSyscallError("read", rerr)
-	}
-	if left > 0 {
-		s.drainLeft.Add(-int64(n))
-	}
-	return n, nil
 }
