@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Pipeline returns a Pipe that runs cmds as `a | b | c`: each stage's stdout
@@ -79,7 +77,7 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 		for _, l := range links {
 			for _, fd := range l {
 				if fd > 0 {
-					unix.Close(fd)
+					closeFD(fd)
 				}
 			}
 		}

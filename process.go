@@ -315,8 +315,7 @@ func (p *Process) Stats() Stats {
 	if p.stages != nil {
 		return p.pipelineStats(st)
 	}
-	st.UserTime = time.Duration(p.rusage.Utime.Nano())
-	st.SystemTime = time.Duration(p.rusage.Stime.Nano())
+	st.UserTime, st.SystemTime = cpuTimes(&p.rusage)
 	st.MaxRSS = maxRSSBytes(&p.rusage)
 	return st
 }

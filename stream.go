@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // A Stream is one output pipe of a running process: its stdout, or its stderr
@@ -307,8 +305,8 @@ func (s *Stream) readBuffered(b []byte) (int, error) {
 	var rerr error
 	if err := rc.Control(func(fd uintptr) {
 		for {
-			n, rerr = unix.Read(int(fd), b)
-			if rerr != unix.EINTR {
+			n, rerr = readFD(int(fd), b)
+			if rerr != syscall.EINTR {
 				return
 			}
 		}
@@ -316,7 +314,7 @@ func (s *Stream) readBuffered(b []byte) (int, error) {
 		return 0, err
 	}
 	switch {
-	case rerr == unix.EAGAIN, rerr == nil && n == 0:
+	case rerr == syscall.EAGAIN, rerr == nil && n == 0:
 		return 0, io.EOF
 	case rerr != nil:
 		return 0, os.NewSyscallError("read", rerr)

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build unix && !linux
 
 package netrunner
 
@@ -95,9 +95,9 @@ func (c *Cmd) validatePlatform() error {
 // in KiB.
 func maxRSSBytes(ru *syscall.Rusage) int64 {
 	if runtime.GOOS == "darwin" {
-		return ru.Maxrss
+		return int64(ru.Maxrss)
 	}
-	return ru.Maxrss << 10
+	return int64(ru.Maxrss) << 10 // int32 on 32-bit systems
 }
 
 // pipeCloexec makes a pipe whose ends no other child inherits. darwin lacks
