@@ -83,8 +83,9 @@ func readAll(s *Stream, limit int64, drop bool) (b []byte, over bool, err error)
 		}
 		room := b[len(b):cap(b)]
 		// One byte past the limit is enough to tell "at" from "over".
-		if limit > 0 && int64(len(b)+len(room)) > limit+1 {
-			room = room[:limit+1-int64(len(b))]
+		// (limit-len(b) cannot overflow: len(b) <= limit here.)
+		if limit > 0 && int64(len(room)) > limit-int64(len(b)) {
+			room = room[:limit-int64(len(b))+1]
 		}
 		n, err := s.Read(room)
 		b = b[:len(b)+n]
