@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"sync"
 	"time"
@@ -31,7 +32,7 @@ import (
 )
 
 func main() {
-	size := flag.Int64("size", 512<<20, "bytes the producer writes")
+	size := flag.Int64("size", 1<<30, "bytes the producer writes")
 	rate := flag.Int64("rate", 128<<20, "bytes per second the consumer handles")
 	every := flag.Duration("every", 20*time.Millisecond, "time between heap samples")
 	flag.Parse()
@@ -158,7 +159,7 @@ func (l *lockedBuffer) Read(p []byte) int {
 // A series is one line of the plot: seconds since its run started, and the
 // heap in MiB then.
 type series struct {
-	label string
+	label  string
 	t, mib []float64
 }
 
@@ -172,16 +173,22 @@ func (s series) peak() float64 {
 	return most
 }
 
-// sample records the live heap (runtime.MemStats.HeapAlloc) every interval
-// until stop is called; stop returns what it saw.
+// heapMetric is the heap's allocated objects, live or not yet swept: what
+// runtime.MemStats.HeapAlloc reports, read without stopping the world.
+const heapMetric = "/memory/classes/heap/objects:bytes"
+
+// sample records the heap every interval until stop is called; stop returns
+// what it saw. A long straight stretch in a line is a time when the sampler
+// could not run: the whole program was held up, typically while the
+// runtime waited for a large buffer to be copied.
 func sample(start time.Time, every time.Duration) (stop func() series) {
 	var s series
 	quit, done := make(chan struct{}), make(chan struct{})
+	m := []metrics.Sample{{Name: heapMetric}}
 	record := func() {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
+		metrics.Read(m)
 		s.t = append(s.t, time.Since(start).Seconds())
-		s.mib = append(s.mib, float64(ms.HeapAlloc)/(1<<20))
+		s.mib = append(s.mib, float64(m[0].Value.Uint64())/(1<<20))
 	}
 	go func() {
 		defer close(done)

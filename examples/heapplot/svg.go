@@ -50,8 +50,8 @@ func plot(title string, all []series) []byte {
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="#222">time since the command started (seconds)</text>`+"\n", left+plotW/2, height-18)
 	fmt.Fprintf(&b, `<text transform="translate(20 %d) rotate(-90)" text-anchor="middle" fill="#222">Go heap in use (MiB)</text>`+"\n", top+plotH/2)
 
-	// The lines, then the legend over them, in the plot's middle band where
-	// neither line runs: one rides the top, the other the floor.
+	// The lines, then the legend in the top left corner, which the growing
+	// line reaches last.
 	for i, s := range all {
 		var pts bytes.Buffer
 		for j := range s.t {
@@ -59,7 +59,7 @@ func plot(title string, all []series) []byte {
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2.5" stroke-linejoin="round" points="%s"/>`+"\n", colors[i%len(colors)], bytes.TrimSpace(pts.Bytes()))
 	}
-	lx, ly := left+plotW-370, top+plotH/2-24
+	lx, ly := left+14, top+14
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="356" height="%d" fill="#ffffff" fill-opacity="0.9" stroke="#bbb"/>`+"\n", lx, ly, 14+22*len(all))
 	for i, s := range all {
 		yy := ly + 18 + 22*i
