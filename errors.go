@@ -54,6 +54,9 @@ type ExitError struct {
 	cause error  // the context error that made us stop the process, if any
 }
 
+// Error names the command and says how it ended: its exit status or the
+// signal, the context error that made the package stop it, and the last
+// line of the stderr tail.
 func (e *ExitError) Error() string {
 	var msg string
 	if e.Signal != 0 {

@@ -341,9 +341,9 @@ func (p *Process) signalStages(signal func(*Process) error) error {
 
 // Stats are a process's counters.
 type Stats struct {
-	BytesIn, BytesOut, BytesErr int64 // written to stdin, read from stdout, read from stderr
-	Reads, Writes               int64 // read and write calls that moved data
-	StartedAt                   time.Time
+	BytesIn, BytesOut, BytesErr int64         // written to stdin, read from stdout, read from stderr
+	Reads, Writes               int64         // read and write calls that moved data
+	StartedAt                   time.Time     // when the child was started
 	Duration                    time.Duration // until exit, or until now while running
 	ExitCode                    int           // -1 while running or if signalled
 	UserTime, SystemTime        time.Duration // the child's CPU time, from its rusage

@@ -11,10 +11,10 @@ import (
 
 // Result is what Run collected from a process.
 type Result struct {
-	Stdout   []byte
+	Stdout   []byte // what was read from stdout, at most MaxOutput bytes when that is set
 	Stderr   []byte // StderrTail: the tail; StderrStream: all of it (bounded by MaxOutput)
-	ExitCode int
-	Stats    Stats
+	ExitCode int    // as Process.ExitCode: -1 if a signal ended the process
+	Stats    Stats  // the process's counters once it was reaped
 }
 
 // Run starts the command, reads all of its stdout (and, with StderrStream,
@@ -133,7 +133,7 @@ func (c *Cmd) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
 			return func() ([]byte, error) {
 				line, err := lr.Line()
 				if errors.Is(err, ErrLineTooLong) {
-					err = fmt.Errorf("netrunner: %q stdout: %w", p.name, err)
+					err = fmt.Errorf("netrunner: %q: stdout: %w", p.name, err)
 				}
 				return line, err
 			}
