@@ -1,5 +1,8 @@
 //go:build unix && !linux
 
+// Processes on the Unix systems other than Linux (darwin and the BSDs);
+// exec_linux.go and exec_windows.go have the same functions.
+
 package netrunner
 
 import (
