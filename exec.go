@@ -57,6 +57,8 @@ type Cmd struct {
 	Cgroup         string            // Linux: a cgroup v2 path, relative to the cgroup2 mount
 	CgroupSettings map[string]string // written into the cgroup's files before the child runs
 
+	Host Host // where the command runs; nil: this machine (see SSH)
+
 	started atomic.Bool
 }
 
@@ -211,6 +213,9 @@ func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
 		return nil, invalidf(c.name(), "nil context")
 	}
 	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if err := c.checkHost(); err != nil {
 		return nil, err
 	}
 	if c.started.Swap(true) {
