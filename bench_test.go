@@ -1,3 +1,5 @@
+//go:build unix
+
 package netrunner
 
 // Benchmarks that run each case for netrunner and for its baseline side by
@@ -31,7 +33,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -160,29 +161,18 @@ func execFinish(b *testing.B, cmd *exec.Cmd, n, want int64, err error) {
 }
 
 // tunedRun is the best this machine does without a library: a pipe raised
-// to 1 MiB, its read end nonblocking on the runtime poller, the write end
-// handed to the child as its stdout, 64 KiB reads into one buffer.
+// to 1 MiB where the system allows (see tunedPipe), its read end nonblocking
+// on the runtime poller, the write end handed to the child as its stdout,
+// 64 KiB reads into one buffer.
 func tunedRun(argv []string, buf []byte, reads *int64) (int64, error) {
-	var fds [2]int
-	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+	r, w, err := tunedPipe()
+	if err != nil {
 		return 0, err
 	}
-	if _, err := unix.FcntlInt(uintptr(fds[0]), unix.F_SETPIPE_SZ, benchTunedPipe); err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
-		return 0, err
-	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
-		return 0, err
-	}
-	r := os.NewFile(uintptr(fds[0]), "tuned-r") // nonblocking: the poller owns it
-	w := os.NewFile(uintptr(fds[1]), "tuned-w")
 	defer r.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = w
-	err := cmd.Start()
+	err = cmd.Start()
 	w.Close()
 	if err != nil {
 		return 0, err

@@ -94,8 +94,13 @@
 //
 // # Platforms
 //
-// Linux is where netrunner is tested. The package builds for darwin and
-// freebsd, where PTY, Cgroup and PipeSize return errors wrapping
-// [ErrUnsupported], and processes are reaped by a blocking wait4 instead of a
-// pidfd. The parent-death watchdog is Linux only.
+// Linux is where netrunner is tested, on amd64 and, as a 32-bit program, on
+// 386; it builds for arm, arm64 and riscv64 too. On darwin, FreeBSD, OpenBSD
+// and NetBSD the package builds and works through the same POSIX calls
+// (pipes, process groups, kill, wait4), untested: PTY, Cgroup and PipeSize
+// return errors wrapping [ErrUnsupported], processes are reaped by a
+// blocking wait4 instead of through a pidfd, and there is no parent-death
+// watchdog. On windows the package builds, and every way of starting a
+// command returns an error wrapping ErrUnsupported until Windows support
+// lands. ErrUnsupported also satisfies errors.Is(err, errors.ErrUnsupported).
 package netrunner

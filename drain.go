@@ -3,8 +3,7 @@ package netrunner
 import (
 	"io"
 	"os"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // ptyDrainMost bounds what a terminal's reader takes once the process is
@@ -59,14 +58,7 @@ func (s *Stream) holdsData(fd int) bool {
 		n, err := pipeBuffered(fd)
 		return err != nil || n > 0
 	}
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		return err != nil || (n > 0 && fds[0].Revents&unix.POLLIN != 0)
-	}
+	return pollReadable(fd)
 }
 
 // readBuffered reads what the pipe held when the process was gone, without
@@ -89,8 +81,8 @@ func (s *Stream) readBuffered(b []byte) (n int, last bool, err error) {
 	var rerr error
 	if err := rc.Control(func(fd uintptr) {
 		for {
-			n, rerr = unix.Read(int(fd), b)
-			if rerr != unix.EINTR {
+			n, rerr = readFD(int(fd), b)
+			if rerr != syscall.EINTR {
 				break
 			}
 		}
@@ -101,7 +93,7 @@ func (s *Stream) readBuffered(b []byte) (n int, last bool, err error) {
 		return 0, false, err
 	}
 	switch {
-	case rerr == unix.EAGAIN, rerr == nil && n == 0:
+	case rerr == syscall.EAGAIN, rerr == nil && n == 0:
 		return 0, false, io.EOF
 	case rerr != nil:
 		return 0, false, os.NewSyscallError("read", rerr)

@@ -25,9 +25,20 @@ var (
 	// ErrLineTooLong ends Cmd.Lines when a line exceeds max(ChunkSize, 64 KiB).
 	ErrLineTooLong = errors.New("line too long")
 
-	// ErrUnsupported reports a feature this platform or kernel lacks.
-	ErrUnsupported = errors.New("not supported on this platform")
+	// ErrUnsupported reports a feature this platform or kernel lacks. It
+	// also matches errors.ErrUnsupported, so code that checks for the
+	// standard library's sentinel needs nothing package-specific.
+	ErrUnsupported error = &unsupportedError{}
 )
+
+// unsupportedError is ErrUnsupported's type: a sentinel of its own (its
+// message does not repeat the standard one) that errors.Is also equates
+// with errors.ErrUnsupported.
+type unsupportedError struct{}
+
+func (*unsupportedError) Error() string { return "not supported on this platform" }
+
+func (*unsupportedError) Is(target error) bool { return target == errors.ErrUnsupported }
 
 // ExitError reports a process that did not exit with status 0.
 //
@@ -43,6 +54,9 @@ type ExitError struct {
 	cause error  // the context error that made us stop the process, if any
 }
 
+// Error names the command and says how it ended: its exit status or the
+// signal, the context error that made the package stop it, and the last
+// line of the stderr tail.
 func (e *ExitError) Error() string {
 	var msg string
 	if e.Signal != 0 {

@@ -50,8 +50,13 @@ type Cmd struct {
 	ChunkSize   int           // most bytes one chunk holds; 0: 64 KiB; at most 64 MiB
 	PipeSize    int           // kernel pipe buffer asked for with F_SETPIPE_SZ (Linux); 0: kernel default
 	KillTimeout time.Duration // grace between SIGTERM and SIGKILL when stopping; 0: 5s; <0: SIGKILL at once
-	MaxOutput   int64         // Run/Output: most stdout bytes kept; past it the process is
-	// stopped and the error wraps ErrMaxOutput; 0: no limit
+
+	// MaxOutput is the most stdout bytes Run and Output keep; 0: no limit.
+	// Past it the process is stopped and the error wraps ErrMaxOutput, with
+	// the first MaxOutput bytes in the Result. With StderrStream, the
+	// Result's stderr is cut at MaxOutput bytes too. Start, Chunks and Lines
+	// do not use it.
+	MaxOutput int64
 
 	PTY            *Winsize          // non-nil: run on a pseudo-terminal of that size (Linux; ErrUnsupported elsewhere)
 	Cgroup         string            // Linux: a cgroup v2 path, relative to the cgroup2 mount
@@ -66,7 +71,9 @@ type Cmd struct {
 }
 
 // Winsize is a terminal's size in character cells.
-type Winsize struct{ Rows, Cols uint16 }
+type Winsize struct {
+	Rows, Cols uint16 // lines and columns
+}
 
 // StderrMode says what happens to a child's stderr.
 type StderrMode int

@@ -127,7 +127,7 @@ func (l *leader) release() { l.pidfd.Close() }
 
 func killGroup(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }
 
-func maxRSSBytes(ru *syscall.Rusage) int64 { return ru.Maxrss << 10 } // KiB on Linux
+func maxRSSBytes(ru *syscall.Rusage) int64 { return int64(ru.Maxrss) << 10 } // KiB on Linux; int32 on 32-bit
 
 func setPipeSize(fd, size int) error {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, size); err != nil {

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // newPipe makes a pipe for one of the child's standard streams and returns
@@ -34,11 +32,11 @@ func newPipe(name string, parentReads bool, size int) (parent *os.File, child in
 		err = setPipeSize(parentFD, size)
 	}
 	if err == nil {
-		err = os.NewSyscallError("fcntl", unix.SetNonblock(parentFD, true))
+		err = setNonblock(parentFD)
 	}
 	if err != nil {
-		unix.Close(parentFD)
-		unix.Close(childFD)
+		closeFD(parentFD)
+		closeFD(childFD)
 		return nil, -1, err
 	}
 	return os.NewFile(uintptr(parentFD), name), childFD, nil

@@ -1,3 +1,5 @@
+//go:build linux
+
 package netrunner
 
 import (
@@ -233,7 +235,7 @@ func FuzzCmdValidation(f *testing.F) {
 		func(s *fuzzCmdSpec) { s.pipe = -1 },                                         // negative PipeSize
 		func(s *fuzzCmdSpec) { s.pipe = 4096 },                                       // valid PipeSize
 		func(s *fuzzCmdSpec) { s.pipe = math.MaxInt },                                // huge PipeSize: invalid
-		func(s *fuzzCmdSpec) { s.pipe = 1 << 31 },                                    // just past the kernel's range
+		func(s *fuzzCmdSpec) { s.pipe = int(min(1<<31, math.MaxInt)) },               // just past the kernel's range; 32-bit: the largest int
 		func(s *fuzzCmdSpec) { s.maxOutput = -1 },                                    // negative MaxOutput
 		func(s *fuzzCmdSpec) { s.maxOutput = math.MaxInt64 },                         // huge MaxOutput
 		func(s *fuzzCmdSpec) { s.stderr = -1 },                                       // unknown Stderr modes

@@ -332,22 +332,3 @@ func FuzzLineReader(f *testing.F) {
 		}
 	})
 }
-
-// A line too long for Lines ends it with an error that names the command
-// and the stream, each followed by ": ".
-func TestLinesTooLongMessage(t *testing.T) {
-	check := leakCheck(t)
-	var last error
-	for _, err := range sh("head -c 100000 /dev/zero").Lines(testCtx(t)) {
-		if err != nil {
-			last = err
-		}
-	}
-	if !errors.Is(last, ErrLineTooLong) {
-		t.Fatalf("Lines ended with %v, want ErrLineTooLong", last)
-	}
-	if msg := last.Error(); !strings.HasPrefix(msg, `netrunner: "sh": stdout: line longer than`) {
-		t.Errorf("error %q, want it to start with %q", msg, `netrunner: "sh": stdout: line longer than`)
-	}
-	check()
-}

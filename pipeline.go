@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Pipeline returns a Pipe that runs cmds as `a | b | c`: each stage's stdout
@@ -86,7 +84,7 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 		for _, l := range links {
 			for _, fd := range l {
 				if fd > 0 {
-					unix.Close(fd)
+					closeFD(fd)
 				}
 			}
 		}

@@ -274,7 +274,7 @@ func (p *Process) Stop(ctx context.Context) error {
 		// A stopped process (SIGSTOP, or SIGTTIN from a terminal) acts on
 		// the TERM only once continued; without this it would wait out the
 		// whole KillTimeout. Continuing one that runs does nothing.
-		p.signalGroup(syscall.SIGCONT)
+		p.signalGroup(sigCONT)
 		go func() {
 			t := time.NewTimer(p.killTimeout)
 			defer t.Stop()
@@ -329,8 +329,7 @@ func (p *Process) Stats() Stats {
 	if p.stages != nil {
 		return p.pipelineStats(st)
 	}
-	st.UserTime = time.Duration(p.rusage.Utime.Nano())
-	st.SystemTime = time.Duration(p.rusage.Stime.Nano())
+	st.UserTime, st.SystemTime = cpuTimes(&p.rusage)
 	st.MaxRSS = maxRSSBytes(&p.rusage)
 	return st
 }
@@ -356,9 +355,9 @@ func (p *Process) signalStages(signal func(*Process) error) error {
 
 // Stats are a process's counters.
 type Stats struct {
-	BytesIn, BytesOut, BytesErr int64 // written to stdin, read from stdout, read from stderr
-	Reads, Writes               int64 // read and write calls that moved data
-	StartedAt                   time.Time
+	BytesIn, BytesOut, BytesErr int64         // written to stdin, read from stdout, read from stderr
+	Reads, Writes               int64         // read and write calls that moved data
+	StartedAt                   time.Time     // when the child was started
 	Duration                    time.Duration // until exit, or until now while running
 	ExitCode                    int           // -1 while running or if signalled
 	UserTime, SystemTime        time.Duration // the child's CPU time, from its rusage

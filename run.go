@@ -11,10 +11,10 @@ import (
 
 // Result is what Run collected from a process.
 type Result struct {
-	Stdout   []byte
+	Stdout   []byte // what was read from stdout, at most MaxOutput bytes when that is set
 	Stderr   []byte // StderrTail: the tail; StderrStream: all of it (bounded by MaxOutput)
-	ExitCode int
-	Stats    Stats
+	ExitCode int    // as Process.ExitCode: -1 if a signal ended the process
+	Stats    Stats  // the process's counters once it was reaped
 }
 
 // Run starts the command, reads all of its stdout (and, with StderrStream,
@@ -87,8 +87,9 @@ func readAll(s *Stream, limit int64, drop bool) (b []byte, over bool, err error)
 		}
 		room := b[len(b):cap(b)]
 		// One byte past the limit is enough to tell "at" from "over".
-		if limit > 0 && int64(len(b)+len(room)) > limit+1 {
-			room = room[:limit+1-int64(len(b))]
+		// (limit-len(b) cannot overflow: len(b) <= limit here.)
+		if limit > 0 && int64(len(room)) > limit-int64(len(b)) {
+			room = room[:limit-int64(len(b))+1]
 		}
 		n, err := s.Read(room)
 		b = b[:len(b)+n]

@@ -1,3 +1,5 @@
+//go:build linux
+
 package netrunner
 
 import (
@@ -717,4 +719,23 @@ func TestRunStdinIgnored(t *testing.T) {
 	if err != nil || len(out) != 3000000 {
 		t.Fatalf("Output = %d bytes, %v", len(out), err)
 	}
+}
+
+// A line too long for Lines ends it with an error that names the command
+// and the stream, each followed by ": ".
+func TestLinesTooLongMessage(t *testing.T) {
+	check := leakCheck(t)
+	var last error
+	for _, err := range sh("head -c 100000 /dev/zero").Lines(testCtx(t)) {
+		if err != nil {
+			last = err
+		}
+	}
+	if !errors.Is(last, ErrLineTooLong) {
+		t.Fatalf("Lines ended with %v, want ErrLineTooLong", last)
+	}
+	if msg := last.Error(); !strings.HasPrefix(msg, `netrunner: "sh": stdout: line longer than`) {
+		t.Errorf("error %q, want it to start with %q", msg, `netrunner: "sh": stdout: line longer than`)
+	}
+	check()
 }

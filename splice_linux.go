@@ -197,9 +197,9 @@ func (sp *splicer) moveToDest(rfd uintptr)     { sp.move(rfd, sp.fd) }
 
 func (sp *splicer) move(rfd, wfd uintptr) {
 	for {
-		var n int64
-		n, sp.err = unix.Splice(int(rfd), nil, int(wfd), nil, spliceMax, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-		sp.n = int(n)
+		// Splice returns an int on 32-bit systems and an int64 on 64-bit ones.
+		n, err := unix.Splice(int(rfd), nil, int(wfd), nil, spliceMax, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		sp.n, sp.err = int(n), err
 		if sp.err != unix.EINTR {
 			break
 		}

@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-
-	"golang.org/x/sys/unix"
 )
 
 // stdio holds the three descriptors a child starts with and the parent's
@@ -52,9 +50,9 @@ func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
 	devNull := -1
 	openDevNull := func() (int, error) {
 		if devNull < 0 {
-			fd, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
+			fd, err := openDevNull()
 			if err != nil {
-				return -1, &os.PathError{Op: "open", Path: os.DevNull, Err: err}
+				return -1, err
 			}
 			s.ours = append(s.ours, fd)
 			devNull = fd
@@ -107,7 +105,7 @@ func (s *stdio) childFiles() []uintptr {
 // closeChildEnds runs once the child has its copies (or the spawn failed).
 func (s *stdio) closeChildEnds() {
 	for _, fd := range s.ours {
-		unix.Close(fd)
+		closeFD(fd)
 	}
 	s.ours = nil
 	runtime.KeepAlive(s.userFile)

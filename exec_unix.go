@@ -1,4 +1,7 @@
-//go:build !linux
+//go:build unix && !linux
+
+// Processes on the Unix systems other than Linux (darwin and the BSDs);
+// exec_linux.go and exec_windows.go have the same functions.
 
 package netrunner
 
@@ -96,9 +99,9 @@ func (c *Cmd) validatePlatform() error {
 // in KiB.
 func maxRSSBytes(ru *syscall.Rusage) int64 {
 	if runtime.GOOS == "darwin" {
-		return ru.Maxrss
+		return int64(ru.Maxrss)
 	}
-	return ru.Maxrss << 10
+	return int64(ru.Maxrss) << 10 // int32 on 32-bit systems
 }
 
 // pipeCloexec makes a pipe whose ends no other child inherits. darwin lacks

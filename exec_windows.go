@@ -1,0 +1,54 @@
+package netrunner
+
+import (
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Starting processes on Windows is not implemented yet: it needs job objects
+// for process groups and overlapped named pipes for the poller (see the
+// package documentation). Until then validatePlatform refuses every Cmd
+// before anything is opened, and the rest of this file only gives the
+// platform-neutral files the names they call; each of them refuses too.
+
+// maxSignal is the highest signal number package syscall names on Windows.
+const maxSignal = syscall.SIGTERM
+
+// errNoWindowsStart is why nothing starts on Windows yet.
+var errNoWindowsStart = fmt.Errorf("starting processes on windows: %w", ErrUnsupported)
+
+func (c *Cmd) validatePlatform() error {
+	return fmt.Errorf("netrunner: %q: %w", c.name(), errNoWindowsStart)
+}
+
+type leader struct{ pid int }
+
+func spawn(string, []string, []string, string, []uintptr, bool, *cgroup, *foreground) (*leader, error) {
+	return nil, errNoWindowsStart
+}
+
+func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.Rusage, error)) {
+	mu.Lock()
+	defer mu.Unlock()
+	reaped(syscall.WaitStatus{}, nil, errNoWindowsStart)
+}
+
+func (l *leader) signal(syscall.Signal) error { return errNoWindowsStart }
+
+func (l *leader) release() {}
+
+func killGroup(int, syscall.Signal) error { return errNoWindowsStart }
+
+func endLeftovers(int, time.Duration, <-chan struct{}) {}
+
+func maxRSSBytes(*syscall.Rusage) int64 { return 0 }
+
+func pipeCloexec(*[2]int) error { return errNoWindowsStart }
+
+func setPipeSize(int, int) error { return fmt.Errorf("PipeSize: %w", ErrUnsupported) }
+
+func growPipe(int) {}
+
+func pipeBuffered(int) (int, error) { return 0, errNoWindowsStart }

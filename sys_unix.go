@@ -1,0 +1,52 @@
+//go:build unix
+
+package netrunner
+
+import (
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The descriptor calls the platform-neutral files make, by their Unix names.
+// sys_windows.go has the same functions over Windows handles.
+
+func closeFD(fd int) error { return unix.Close(fd) }
+
+func setNonblock(fd int) error { return os.NewSyscallError("fcntl", unix.SetNonblock(fd, true)) }
+
+func readFD(fd int, b []byte) (int, error) { return unix.Read(fd, b) }
+
+// sigCONT follows SIGTERM when a group is stopped, so that a stopped member
+// can act on the TERM.
+const sigCONT = syscall.SIGCONT
+
+// pollReadable reports whether a read of fd would find data now; on a
+// terminal, poll(2) first moves data on its way into the line discipline's
+// buffer, as a read would.
+func pollReadable(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err != nil || (n > 0 && fds[0].Revents&unix.POLLIN != 0)
+	}
+}
+
+// openDevNull opens the null device for a child's stdin, stdout or stderr.
+func openDevNull() (int, error) {
+	fd, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: os.DevNull, Err: err}
+	}
+	return fd, nil
+}
+
+// cpuTimes returns the user and system CPU time in a child's rusage.
+func cpuTimes(ru *syscall.Rusage) (user, system time.Duration) {
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}

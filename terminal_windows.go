@@ -1,0 +1,11 @@
+package netrunner
+
+import "os"
+
+// foreground: see terminal_linux.go. Windows has no process-group job
+// control on its consoles; nothing is lent.
+type foreground struct{}
+
+func lendForeground(string, *os.File) (*foreground, error) { return nil, nil }
+
+func (t *foreground) handBack(child int) {}
