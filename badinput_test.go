@@ -47,6 +47,7 @@ func badCmds(marker string) []struct {
 		{"maxoutput-negative", withSh(func(c *Cmd) { c.MaxOutput = -1 }), []string{"MaxOutput"}},
 		{"stderr-unknown", withSh(func(c *Cmd) { c.Stderr = StderrMode(99) }), []string{"Stderr"}},
 		{"stderr-negative", withSh(func(c *Cmd) { c.Stderr = StderrMode(-1) }), []string{"Stderr"}},
+		{"stdin-closed-file", withSh(func(c *Cmd) { c.Stdin = closedFile() }), []string{"Stdin"}},
 	}
 }
 
@@ -199,4 +200,15 @@ func TestBadSignal(t *testing.T) {
 	if isDead(p.Pid()) {
 		t.Fatal("the process died of an invalid Signal")
 	}
+}
+
+// closedFile returns an *os.File that has been closed.
+func closedFile() *os.File {
+	r, w, err := os.Pipe()
+	if err != nil {
+		panic(err)
+	}
+	r.Close()
+	w.Close()
+	return r
 }

@@ -34,7 +34,8 @@ func missingSetting(mount, dir, file string, err error) error {
 		return fmt.Errorf("the %q controller is not enabled for this group: write \"+%s\" to %s: %w",
 			controller, controller, filepath.Join(parent, "cgroup.subtree_control"), err)
 	}
-	return fmt.Errorf("no such setting: %w", err)
+	// The group has no such file: the Cmd is wrong, whenever it is tried.
+	return fmt.Errorf("no such setting (%w): %w", err, ErrInvalidCommand)
 }
 
 // knownController reports the cgroup v2 controllers of Linux, which a

@@ -78,5 +78,9 @@ func TestCgroupSettingUnknownOrUnavailable(t *testing.T) {
 		if msg := errString(err); !strings.Contains(msg, want) || !strings.Contains(msg, file) {
 			t.Errorf("setting %s: error %q, want it to say %q", file, msg, want)
 		}
+		// An unknown file is a wrong Cmd: a Daemon must not retry it.
+		if file == "no.such.file" && !errors.Is(err, ErrInvalidCommand) {
+			t.Errorf("setting %s: error %v, want ErrInvalidCommand", file, err)
+		}
 	}
 }

@@ -154,6 +154,9 @@ func (c *Cmd) validate() error {
 	if isFile && f == nil {
 		return invalidf(name, "Stdin is a nil *os.File")
 	}
+	if isFile && !isOpen(f) {
+		return invalidf(name, "Stdin is a closed *os.File")
+	}
 	if c.PTY != nil {
 		if c.Stderr != StderrTail && c.Stderr != StderrToStdout {
 			return invalidf(name, "Stderr mode %d with PTY: stderr is the terminal", c.Stderr)
@@ -287,4 +290,11 @@ var errStdinNotPipe = fmt.Errorf("stdin comes from Cmd.Stdin: %w", ErrStdinClose
 // isQuietPipeEnd reports errors that only mean the other end went away.
 func isQuietPipeEnd(err error) bool {
 	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed)
+}
+
+// isOpen reports whether f has not been closed, without touching its
+// descriptor's mode (as Fd would).
+func isOpen(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	return err == nil && rc.Control(func(uintptr) {}) == nil
 }

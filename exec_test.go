@@ -530,6 +530,15 @@ func TestStartNotFoundSaysWhat(t *testing.T) {
 	}
 	relScript := Command("./script")
 	relScript.Dir = dir
+	// CRLF line ends: the kernel looks for "/bin/sh\r".
+	crlf := filepath.Join(dir, "crlf")
+	// A script whose interpreter is a script with a missing interpreter.
+	nested := filepath.Join(dir, "nested")
+	for name, text := range map[string]string{crlf: "#!/bin/sh\r\necho hi\r\n", nested: "#! " + script + "\n"} {
+		if err := os.WriteFile(name, []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	elfProgram, loader := elfWithMissingLoader(t, dir)
 	for _, tc := range []struct {
 		name    string
@@ -540,6 +549,8 @@ func TestStartNotFoundSaysWhat(t *testing.T) {
 		{"missing-path", Command(filepath.Join(dir, "no-such-program")), []string{filepath.Join(dir, "no-such-program")}, false},
 		{"missing-interpreter", Command(script), []string{script, `interpreter "/netrunner/no-such-interpreter"`}, false},
 		{"missing-interpreter-in-dir", relScript, []string{"./script", `interpreter "/netrunner/no-such-interpreter"`}, false},
+		{"missing-interpreter-crlf", Command(crlf), []string{crlf, `interpreter "/bin/sh\r"`}, false},
+		{"missing-interpreter-nested", Command(nested), []string{nested, `interpreter "/netrunner/no-such-interpreter"`}, false},
 		{"missing-in-PATH", Command("netrunner-no-such-program"), []string{"netrunner-no-such-program"}, true},
 		{"missing-ELF-loader", Command(elfProgram), []string{elfProgram, `ELF interpreter "` + loader + `"`}, false},
 	} {

@@ -26,16 +26,17 @@ func (e *notFoundError) Unwrap() []error { return []error{exec.ErrNotFound, sysc
 // is missing, or the interpreter its "#!" line or ELF header names.
 func notFound(name, path, dir string) error {
 	msg := fmt.Sprintf("netrunner: %q: start: %s: no such file or directory", name, path)
-	if interp, kind := missingInterpreter(path, dir); interp != "" {
+	if interp, kind := missingInterpreter(path, dir, 0); interp != "" {
 		msg = fmt.Sprintf("netrunner: %q: start: %s: %s %q: no such file or directory", name, path, kind, interp)
 	}
 	return &notFoundError{msg: msg}
 }
 
 // missingInterpreter returns the interpreter that the file at path names,
-// and what kind it is, if that interpreter does not exist. Relative paths
+// and what kind it is, if that interpreter does not exist (depth counts the
+// "#!" levels followed so far). Relative paths
 // are taken from dir, as the child resolves them after changing into it.
-func missingInterpreter(path, dir string) (interp, kind string) {
+func missingInterpreter(path, dir string, depth int) (interp, kind string) {
 	// Nonblocking, and only a regular file: a FIFO put in its place must
 	// not hang the error path.
 	f, err := os.OpenFile(inDir(dir, path), os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -52,12 +53,17 @@ func missingInterpreter(path, dir string) (interp, kind string) {
 	head = head[:n]
 	switch {
 	case bytes.HasPrefix(head, []byte("#!")):
+		// As the kernel parses it: blanks skipped, then the name up to a
+		// blank or NUL. Anything else, a '\r' of a CRLF line, is part of it.
 		line, _, _ := bytes.Cut(head[2:], []byte("\n"))
-		fields := bytes.Fields(line)
-		if len(fields) == 0 {
+		line = bytes.TrimLeft(line, " \t")
+		if i := bytes.IndexAny(line, " \t\x00"); i >= 0 {
+			line = line[:i]
+		}
+		if len(line) == 0 {
 			return "", ""
 		}
-		interp, kind = string(fields[0]), "interpreter"
+		interp, kind = string(line), "interpreter"
 	case bytes.HasPrefix(head, []byte(elf.ELFMAG)):
 		interp, kind = elfInterpreter(f), "ELF interpreter"
 	}
@@ -65,10 +71,18 @@ func missingInterpreter(path, dir string) (interp, kind string) {
 		return "", ""
 	}
 	if _, err := os.Stat(inDir(dir, interp)); !errors.Is(err, fs.ErrNotExist) {
+		// It exists, but may be a script whose own interpreter is missing
+		// (the kernel follows at most a few such levels).
+		if depth < maxInterpreterDepth {
+			return missingInterpreter(interp, dir, depth+1)
+		}
 		return "", ""
 	}
 	return interp, kind
 }
+
+// maxInterpreterDepth is how many "#!" levels the kernel follows.
+const maxInterpreterDepth = 4
 
 // elfInterpreter returns the dynamic loader an ELF file asks for, or "".
 func elfInterpreter(r io.ReaderAt) string {

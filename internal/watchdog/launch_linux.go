@@ -22,11 +22,18 @@ import (
 var errNoProc = errors.New("/proc is not mounted")
 
 // launchable reports why the watchdog cannot be this program re-executed
-// from /proc/self/exe, for good: in a c-shared, c-archive or plugin build,
+// from /proc/self/exe, for good: in secure-execution mode; in a c-shared, c-archive or plugin build,
 // and when the program was started through the dynamic loader (ld.so
 // prog), /proc/self/exe is the host program or the loader, which would be run
 // with the program's arguments. Without /proc nothing can be checked.
 func launchable() error {
+	// A program in secure-execution mode cannot tell its own watchdog from a
+	// copy started by anyone (see secureExec): the copy would run main
+	// again, with the program's privileges, and its first Start would do the
+	// same.
+	if secureExec() {
+		return errors.New("no watchdog in secure-execution mode (setuid, setgid or file capabilities): a re-executed copy of the program could not trust its environment; children are not killed when the program dies")
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if err := buildModeErr(bi.Settings); err != nil {
 			return err

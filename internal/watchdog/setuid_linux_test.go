@@ -21,6 +21,12 @@ func init() {
 	testHelpers["own-main"] = func() {
 		fmt.Printf("own main uid=%d euid=%d\n", os.Getuid(), os.Geteuid())
 	}
+	// ensure is a program that needs the watchdog before its first child.
+	testHelpers["ensure"] = func() {
+		fmt.Println("main")
+		Ensure()
+		fmt.Printf("err: %v\n", Err())
+	}
 }
 
 // TestSetuidRunsOwnMain: a setuid-root program that imports the package,
@@ -52,6 +58,32 @@ func TestSetuidRunsOwnMain(t *testing.T) {
 		}
 		if isDead(victim) {
 			t.Errorf("victim group %d was killed", victim)
+		}
+	})
+	// Run as an ordinary program, the setuid copy must not start a watchdog:
+	// the copy would run main again, as root, and its first Start the same.
+	t.Run("setuid-start", func(t *testing.T) {
+		cmd := exec.Command(setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", prog)
+		cmd.Env = append(os.Environ(), "NETRUNNER_TEST_HELPER=ensure")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		done := make(chan struct{})
+		time.AfterFunc(20*time.Second, func() {
+			select {
+			case <-done:
+			default:
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			}
+		})
+		out, err := cmd.Output()
+		close(done)
+		if err != nil {
+			t.Fatalf("setuid program: %v (output %q)", err, out)
+		}
+		if n := bytes.Count(out, []byte("main\n")); n != 1 {
+			t.Errorf("main ran %d times, want once; output %q", n, out)
+		}
+		if !bytes.Contains(out, []byte("err: no watchdog in secure-execution mode")) {
+			t.Errorf("Err after Ensure in a setuid program: output %q, want the secure-execution refusal", out)
 		}
 	})
 	t.Run("control", func(t *testing.T) {

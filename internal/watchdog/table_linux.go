@@ -98,9 +98,10 @@ func (t *table) apply(line []byte) byte {
 }
 
 // addGroup accepts group pgid if its leader (pid pgid) is a child of the
-// parent. The leader is pinned by a pidfd, opened before its parent and
-// group are read and checked again afterwards, so the checks are of the
-// process the pidfd holds.
+// parent. The leader is pinned by a pidfd, opened before its parent is read
+// and checked again afterwards, so the check is of the process the pidfd
+// holds. A leader that already left its group (setpgid, setsid) is accepted
+// too: it is the parent's child, killed through its pidfd.
 func (t *table) addGroup(pgid int) bool {
 	if g := t.groups[pgid]; g != nil {
 		g.count++
@@ -113,8 +114,8 @@ func (t *table) addGroup(pgid int) bool {
 	if err != nil {
 		return false
 	}
-	ppid, pgrp, err := procStat(pgid)
-	if err != nil || ppid != t.parent || pgrp != pgid || !pidfdAlive(fd) {
+	ppid, err := procParent(pgid)
+	if err != nil || ppid != t.parent || !pidfdAlive(fd) {
 		unix.Close(fd)
 		return false
 	}
@@ -197,36 +198,35 @@ func (t *table) procCgroup(pid int) string {
 	return filepath.Join(t.mount, rel)
 }
 
-// procStat reads a process's parent and group from /proc/PID/stat. It runs
+// procParent reads a process's parent from /proc/PID/stat. It runs
 // once per child the program starts, so it stays cheap: raw system calls
 // (short ones, that never block) into a buffer on the stack, without the
 // runtime's bookkeeping for calls that may block, which on a busy machine
 // costs the watchdog more than the reading.
-func procStat(pid int) (ppid, pgrp int, err error) {
+func procParent(pid int) (ppid int, err error) {
 	var path [32]byte
 	p := append(strconv.AppendInt(append(path[:0], "/proc/"...), int64(pid), 10), "/stat\x00"...)
 	fd, _, errno := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(fdcwd), uintptr(unsafe.Pointer(&p[0])), unix.O_RDONLY|unix.O_CLOEXEC, 0, 0, 0)
 	if errno != 0 {
-		return 0, 0, errno
+		return 0, errno
 	}
 	var buf [1024]byte
 	n, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
 	if errno != 0 {
-		return 0, 0, errno
+		return 0, errno
 	}
 	b := buf[:n]
-	// pid (comm) state ppid pgrp ...; comm may hold anything, even ')'.
+	// pid (comm) state ppid ...; comm may hold anything, even ')'.
 	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-	if len(f) < 3 {
-		return 0, 0, syscall.EINVAL
+	if len(f) < 2 {
+		return 0, syscall.EINVAL
 	}
-	ppid, err1 := strconv.Atoi(string(f[1]))
-	pgrp, err2 := strconv.Atoi(string(f[2]))
-	if err1 != nil || err2 != nil {
-		return 0, 0, syscall.EINVAL
+	ppid, err = strconv.Atoi(string(f[1]))
+	if err != nil {
+		return 0, syscall.EINVAL
 	}
-	return ppid, pgrp, nil
+	return ppid, nil
 }
 
 // fdcwd is AT_FDCWD, a variable so that it converts to a uintptr argument.
@@ -261,6 +261,9 @@ func pidfdAlive(fd int) bool {
 func (t *table) kill() {
 	for pgid, g := range t.groups {
 		if pidfdAlive(g.pidfd) {
+			// The leader may have left its group (setpgid, setsid): it is
+			// reached through its pidfd, the rest of the group by pgid.
+			unix.RawSyscall6(unix.SYS_PIDFD_SEND_SIGNAL, uintptr(g.pidfd), uintptr(unix.SIGKILL), 0, 0, 0, 0)
 			unix.Kill(-pgid, unix.SIGKILL)
 			continue
 		}

@@ -113,7 +113,9 @@ func TestTableAcceptsOnlyTheParentsGroups(t *testing.T) {
 	tab := testTable()
 	t.Cleanup(func() { tab.close() })
 	// sh leads its group; its background sleep is a member; the setsid'ed
-	// sleep leads a group but is sh's child, not ours.
+	// sleep leads a group but is sh's child, not ours. notLeader is our
+	// child outside a group of its own, as a child that left its group is:
+	// accepted, and killed through its pidfd.
 	sh, pids := shell(t, "sleep 1000 & m=$!; setsid sleep 1000 & echo $m $!; wait")
 	leader, member, grandchild := sh.Process.Pid, pids[0], pids[1]
 	waitLeads(t, grandchild)
@@ -133,7 +135,7 @@ func TestTableAcceptsOnlyTheParentsGroups(t *testing.T) {
 		{"+g " + strconv.Itoa(leader), replyAccepted}, // counted
 		{"+g " + strconv.Itoa(member), replyRefused},
 		{"+g " + strconv.Itoa(grandchild), replyRefused},
-		{"+g " + strconv.Itoa(notLeader.Process.Pid), replyRefused},
+		{"+g " + strconv.Itoa(notLeader.Process.Pid), replyAccepted},
 		{"+g " + strconv.Itoa(os.Getpid()), replyRefused},
 		{"+g 1", replyRefused}, {"+g 0", replyRefused}, {"+g -7", replyRefused},
 		{"+g " + strconv.Itoa(fakePgid), replyRefused},
@@ -145,12 +147,13 @@ func TestTableAcceptsOnlyTheParentsGroups(t *testing.T) {
 			t.Errorf("apply(%q) = %q, want %q", tc.line, got, tc.want)
 		}
 	}
-	if g := tab.groups[leader]; len(tab.groups) != 1 || g == nil || g.count != 2 {
-		t.Fatalf("groups %v, want only %d, counted twice", tab.groups, leader)
+	if g := tab.groups[leader]; len(tab.groups) != 2 || g == nil || g.count != 2 {
+		t.Fatalf("groups %v, want %d counted twice and %d", tab.groups, leader, notLeader.Process.Pid)
 	}
 	for range 3 { // one too many: harmless
 		tab.apply([]byte("-g " + strconv.Itoa(leader)))
 	}
+	tab.apply([]byte("-g " + strconv.Itoa(notLeader.Process.Pid)))
 	if len(tab.groups) != 0 {
 		t.Fatalf("groups %v after forgetting, want none", tab.groups)
 	}
@@ -190,6 +193,62 @@ func TestTableKillsRegisteredGroups(t *testing.T) {
 		if isDead(pid) {
 			t.Errorf("pid %d of a group refused or forgotten was killed", pid)
 		}
+	}
+}
+
+// TestTableKillsLeaderThatLeftItsGroup: a registered child that moved
+// itself into another process group is killed all the same, through the
+// pidfd held since its registration, and so is the rest of its first group.
+func TestTableKillsLeaderThatLeftItsGroup(t *testing.T) {
+	tab := testTable()
+	c := exec.Command(os.Args[0], "-test.run=^$")
+	c.Env = append(os.Environ(), "NETRUNNER_TEST_HELPER=leave-group", "NETRUNNER_TEST_PGRP="+strconv.Itoa(syscall.Getpgrp()))
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.Process.Pid
+	var member int
+	t.Cleanup(func() {
+		syscall.Kill(leader, syscall.SIGKILL)
+		if member > 0 {
+			syscall.Kill(member, syscall.SIGKILL)
+		}
+		c.Wait()
+	})
+	if got := tab.apply([]byte("+g " + strconv.Itoa(leader))); got != replyAccepted {
+		t.Fatalf("registration of our child answered %q", got)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if member, err = strconv.Atoi(strings.TrimSpace(line)); err != nil {
+		t.Fatalf("helper said %q: %v", line, err)
+	}
+	if f, err := statFields(leader); err != nil || f[2] == strconv.Itoa(leader) {
+		t.Fatalf("the helper did not leave its group: %v %v", f, err)
+	}
+	tab.kill()
+	tab.close()
+	waitDead(t, time.Second, "the leader that left its group, and its first group", leader, member)
+}
+
+func init() {
+	// leave-group starts a member of its group, says its pid once it has
+	// moved itself into the group NETRUNNER_TEST_PGRP, and sleeps.
+	testHelpers["leave-group"] = func() {
+		member := exec.Command("sleep", "1000")
+		if err := member.Start(); err != nil {
+			os.Exit(3)
+		}
+		pgrp, _ := strconv.Atoi(os.Getenv("NETRUNNER_TEST_PGRP"))
+		if err := syscall.Setpgid(0, pgrp); err != nil {
+			os.Exit(4)
+		}
+		fmt.Println(member.Process.Pid)
+		time.Sleep(time.Hour)
 	}
 }
 
