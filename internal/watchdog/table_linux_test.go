@@ -223,7 +223,7 @@ func TestTableKillsLeaderThatLeftItsGroup(t *testing.T) {
 	if got := tab.apply([]byte("+g " + strconv.Itoa(leader))); got != replyAccepted {
 		t.Fatalf("registration of our child answered %q", got)
 	}
-	line, err := bufio.NewReader(out).ReadString('\n')
+	line, _ := bufio.NewReader(out).ReadString('\n')
 	if member, err = strconv.Atoi(strings.TrimSpace(line)); err != nil {
 		t.Fatalf("helper said %q: %v", line, err)
 	}
