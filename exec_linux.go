@@ -24,7 +24,9 @@ type leader struct {
 
 func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, cg *cgroup, tty *foreground) (*leader, error) {
 	pidfd := -1
-	sys := &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd}
+	// Pdeathsig covers the child until the watchdog knows it: see
+	// forkthread_linux.go.
+	sys := &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd, Pdeathsig: syscall.SIGKILL}
 	if tty != nil {
 		// Its own group, made the terminal's foreground before the exec.
 		sys.Foreground, sys.Ctty = true, tty.fd
@@ -39,31 +41,37 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 		sys.UseCgroupFD, sys.CgroupFD = true, cg.fd
 	}
 	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}
-	pid, _, err := syscall.StartProcess(path, argv, attr)
-	if cg != nil && (err == syscall.ENOSYS || err == syscall.E2BIG || err == syscall.EINVAL) {
-		// An older kernel: spawn, then move the child in.
-		sys.UseCgroupFD = false
-		if pid, _, err = syscall.StartProcess(path, argv, attr); err == nil {
-			if err = cg.enter(pid); err != nil {
-				syscall.Kill(pid, syscall.SIGKILL)
-				var ws syscall.WaitStatus
-				syscall.Wait4(pid, &ws, 0, nil)
-				unix.Close(pidfd)
-				return nil, fmt.Errorf("cgroup: %w", err)
+	var pid int
+	var err error
+	onForkThread(func() {
+		pid, _, err = syscall.StartProcess(path, argv, attr)
+		if cg != nil && (err == syscall.ENOSYS || err == syscall.E2BIG || err == syscall.EINVAL) {
+			// An older kernel: spawn, then move the child in.
+			sys.UseCgroupFD = false
+			if pid, _, err = syscall.StartProcess(path, argv, attr); err == nil {
+				if err = cg.enter(pid); err != nil {
+					unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+					err = fmt.Errorf("cgroup: %w", err)
+				}
 			}
 		}
-	}
+		if err == nil {
+			// Not expected to fail on a fresh pidfd; without it the exit
+			// can't be awaited on the poller, so the spawn is undone.
+			if serr := unix.SetNonblock(pidfd, true); serr != nil {
+				unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+				err = os.NewSyscallError("fcntl pidfd", serr)
+			}
+		}
+	})
 	if err != nil {
+		if pidfd >= 0 {
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+			unix.Close(pidfd)
+		}
+		forkReleased()
 		return nil, err
-	}
-	if err := unix.SetNonblock(pidfd, true); err != nil {
-		// Not expected of a fresh pidfd; without it the exit can't be
-		// awaited on the poller, so undo the spawn.
-		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		var ws syscall.WaitStatus
-		syscall.Wait4(pid, &ws, 0, nil)
-		unix.Close(pidfd)
-		return nil, os.NewSyscallError("fcntl pidfd", err)
 	}
 	return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd"), tty: tty}, nil
 }
@@ -123,7 +131,10 @@ func (l *leader) signal(sig syscall.Signal) error {
 	return serr
 }
 
-func (l *leader) release() { l.pidfd.Close() }
+func (l *leader) release() {
+	l.pidfd.Close()
+	forkReleased()
+}
 
 func killGroup(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }
 

@@ -26,6 +26,35 @@ func init() {
 	testHelpers["watchdog-disabled"] = watchdogHelperDisabled
 	testHelpers["watchdog-own-cgroup"] = watchdogHelperOwnCgroup
 	testHelpers["watchdog-err"] = watchdogHelperErr
+	testHelpers["watchdog-starting"] = watchdogHelperStarting
+}
+
+// watchdogHelperStarting starts `sh -c 'sleep 1000' MARK` from four
+// goroutines in a loop, killing each a moment later, so that Starts are in
+// flight whenever the test SIGKILLs it; it says "ready" after the first.
+func watchdogHelperStarting() {
+	mark := os.Getenv("NETRUNNER_TEST_MARK")
+	ctx := context.Background()
+	if _, err := Command("true").Output(ctx); err != nil {
+		watchdogHelperFail("%v", err)
+	}
+	fmt.Println("ready")
+	for range 4 {
+		go func() {
+			for {
+				p, err := Command("sh", "-c", "sleep 1000; :", mark).Start(ctx)
+				if err != nil {
+					continue
+				}
+				go func() {
+					time.Sleep(5 * time.Millisecond)
+					p.Kill()
+					p.Wait(ctx)
+				}()
+			}
+		}()
+	}
+	watchdogHelperBlock()
 }
 
 // watchdogHelperBlock blocks a helper until the test kills it.
@@ -161,6 +190,40 @@ func testWatchdogParentDeath(t *testing.T, env ...string) {
 	}
 	if rest, err := io.ReadAll(r); err != nil {
 		t.Errorf("the helper's stdout did not reach EOF (%v, %q): someone still holds it", err, rest)
+	}
+}
+
+// TestWatchdogKillsChildrenStartingAsParentDies: a child whose Start has
+// not returned yet (it is being forked, exec'd or registered) when the
+// program is SIGKILLed dies too: the kernel kills it (Pdeathsig) until the
+// watchdog knows it.
+func TestWatchdogKillsChildrenStartingAsParentDies(t *testing.T) {
+	for try := range 5 {
+		mark := fmt.Sprintf("netrunner-starting-%d-%d", os.Getpid(), try)
+		cmd, r, _ := startWatchdogHelper(t, "watchdog-starting", "NETRUNNER_TEST_MARK="+mark)
+		if line := readLine(t, r); line != "ready" {
+			t.Fatalf("helper said %q", line)
+		}
+		// Any moment will do; a little later, more Starts have come and gone.
+		time.Sleep(time.Duration(50+40*try) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		marked := func() []procInfo {
+			var live []procInfo
+			for _, pi := range allProcs() {
+				cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pi.pid) + "/cmdline")
+				if strings.Contains(string(cmdline), mark) && !isDead(pi.pid) {
+					live = append(live, pi)
+				}
+			}
+			return live
+		}
+		if !eventually(5*time.Second, func() bool { return len(marked()) == 0 }) {
+			live := marked()
+			for _, pi := range live {
+				syscall.Kill(pi.pid, syscall.SIGKILL)
+			}
+			t.Fatalf("try %d: children of the SIGKILLed program alive 5s later: %v", try, live)
+		}
 	}
 }
 

@@ -104,7 +104,7 @@ func codeFile() (dev, ino uint64, err error) {
 func stopLocked(cause error) string {
 	unix.Close(state.ctl)
 	unix.Close(state.reply)
-	state.ctl, state.reply = -1, -1
+	state.ctl, state.reply, state.awaiting = -1, -1, nil
 	if state.pid == 0 {
 		return ""
 	}

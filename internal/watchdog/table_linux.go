@@ -107,15 +107,22 @@ func (t *table) addGroup(pgid int) bool {
 		g.count++
 		return true
 	}
-	if pgid <= 1 || pgid == t.self || !t.parentIs() {
+	if pgid <= 1 || pgid == t.self {
 		return false
+	}
+	parent := t.parent
+	if !t.parentIs() {
+		// The program died with this line still in the pipe (it does not
+		// wait for answers): its children went to the reaper that took the
+		// watchdog too. Only the program held the pipe's write end.
+		parent = os.Getppid()
 	}
 	fd, err := pidfdOpen(pgid)
 	if err != nil {
 		return false
 	}
 	ppid, err := procParent(pgid)
-	if err != nil || ppid != t.parent || !pidfdAlive(fd) {
+	if err != nil || ppid != parent || !pidfdAlive(fd) {
 		unix.Close(fd)
 		return false
 	}

@@ -55,6 +55,7 @@ var state struct {
 	failures  int // starts that failed in a row
 	groups    map[int]*registration
 	cgroups   map[string]*registration
+	awaiting  []*registration // sent '+' lines not yet answered, oldest first
 }
 
 // A registration is a live group or cgroup the program wants watched, kept so
@@ -98,7 +99,7 @@ func Err() error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
 	if state.ctl >= 0 {
-		checkAliveLocked()
+		hearLocked(true)
 	}
 	if state.err != nil {
 		return state.err
@@ -130,7 +131,7 @@ func Ensure() {
 	state.mu.Lock()
 	defer state.mu.Unlock()
 	if state.ctl >= 0 {
-		checkAliveLocked()
+		hearLocked(false)
 	}
 	if state.disabled || state.permanent || state.ctl >= 0 || time.Now().Before(state.retryAt) {
 		return
@@ -241,38 +242,55 @@ func appendCgroup(b []byte, pgid, created int, dir string) []byte {
 	return append(strconv.AppendQuote(b, dir), '\n')
 }
 
-// checkAliveLocked notices a watchdog that died: its end of the reply pipe
-// is closed. (It says nothing unasked.)
-func checkAliveLocked() {
-	var b [1]byte
-	n, err := unix.Read(state.reply, b[:])
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
-	case n == 0 && err == nil:
-		failLocked(errReplyClosed)
-	case n > 0:
-		failLocked(fmt.Errorf("it said %q unasked", b[0]))
-	default:
-		failLocked(os.NewSyscallError("read", err))
+// sendLocked writes a '+' line for r; its answer is heard later, in order
+// (hearLocked). Not waiting for it keeps short the time in which a child
+// runs unregistered: the line is in the pipe, and the watchdog reads every
+// line the program wrote before it reads the EOF of its death. (A line
+// read after the program died is checked against the reaper that took both
+// the child and the watchdog; see table.addGroup.)
+func sendLocked(r *registration, msg []byte) {
+	r.accepted = false
+	if writeLocked(msg) {
+		state.awaiting = append(state.awaiting, r)
 	}
 }
 
-// sendLocked writes a '+' line for r and waits for the answer. Waiting costs
-// a round trip to the watchdog, but the check needs the program alive: the
-// watchdog accepts only children of its parent, and the child of a parent
-// that died meanwhile is no longer one. So once Start returns, its child is
-// registered or Err says it is not.
-func sendLocked(r *registration, msg []byte) {
-	r.accepted = false
-	if !writeLocked(msg) {
-		return
+// hearLocked reads the watchdog's answers, in the order of the lines they
+// answer: those that have come, or with wait all that are awaited (bounded by
+// ResponseTimeout). It also notices a watchdog that died: its end of the
+// reply pipe is closed.
+func hearLocked(wait bool) {
+	deadline := time.Now().Add(ResponseTimeout)
+	var buf [256]byte
+	for {
+		n, err := unix.Read(state.reply, buf[:])
+		switch {
+		case n > 0:
+			for _, b := range buf[:n] {
+				if len(state.awaiting) == 0 {
+					failLocked(fmt.Errorf("it said %q unasked", b))
+					return
+				}
+				state.awaiting[0].accepted = b == replyAccepted
+				state.awaiting = state.awaiting[1:]
+			}
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			if !wait || len(state.awaiting) == 0 {
+				return
+			}
+			if !pollLocked(state.reply, unix.POLLIN, deadline) {
+				failLocked(fmt.Errorf("no answer for %v", ResponseTimeout))
+				return
+			}
+		case err == nil:
+			failLocked(errReplyClosed)
+			return
+		default:
+			failLocked(os.NewSyscallError("read", err))
+			return
+		}
 	}
-	b, err := readReplyLocked(ResponseTimeout)
-	if err != nil {
-		failLocked(err)
-		return
-	}
-	r.accepted = b == replyAccepted
 }
 
 // writeLocked writes one line. The pipe holds thousands of lines and the
@@ -361,4 +379,5 @@ func failLocked(cause error) {
 	for _, r := range state.cgroups {
 		r.accepted = false
 	}
+	state.awaiting = nil
 }
