@@ -78,9 +78,9 @@
 // stopped, and a Ctrl-C then goes to it, stopped, not to the program, so
 // only the context ends it: give such a run a context with a deadline, or
 // one that the program's signal handling ends (SIGTERM or SIGHUP, say, with
-// signal.NotifyContext; the terminal's keys reach only the child). One child at a time can have the terminal; another,
-// or any while the program itself is in the background, is refused with
-// [ErrInvalidCommand].
+// signal.NotifyContext; the terminal's keys reach only the child). One
+// child at a time can have the terminal; another, or any while the program
+// itself is in the background, is refused with [ErrInvalidCommand].
 //
 // # Cgroups
 //
