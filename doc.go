@@ -56,7 +56,11 @@
 // changes its size, and [Process.CloseStdin] types the end-of-file character.
 // Run, Output, Chunks and Lines type it themselves once [Cmd.Stdin], if any,
 // is used up, as they close a pipe: a child reading the terminal sees the
-// end of its input.
+// end of its input. The character is typed once, when a process on the
+// terminal waits for input with canonical mode on. A terminal in
+// non-canonical mode (stty raw, or -icanon, as editors and shells set it)
+// has no end-of-file, so a child that turns canonical mode off ends only
+// when it exits by itself or the context ends.
 //
 // Ctrl-C at a terminal sends SIGINT to the terminal's foreground process
 // group: the program's, not its children's, which run in process groups of
@@ -70,9 +74,13 @@
 // shell runs a job, so that it can read it (a background group that reads
 // its terminal is stopped by SIGTTIN); Ctrl-C and Ctrl-Z then reach that
 // child and not the program, and the terminal returns to the program when
-// the child is reaped. One child at a time can have the terminal; another,
-// or any while the program itself is in the background, is refused with
-// [ErrInvalidCommand].
+// the child is reaped. A child stopped with Ctrl-Z keeps the terminal while
+// stopped, and a Ctrl-C then goes to it, stopped, not to the program, so
+// only the context ends it: give such a run a context with a deadline, or
+// one that the program's signal handling ends (SIGTERM or SIGHUP, say, with
+// signal.NotifyContext; the terminal's keys reach only the child). One
+// child at a time can have the terminal; another, or any while the program
+// itself is in the background, is refused with [ErrInvalidCommand].
 //
 // # Cgroups
 //

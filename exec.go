@@ -26,7 +26,9 @@ func Command(name string, args ...string) *Cmd {
 
 // A Cmd describes a program to run. Set its fields, then call one of Start,
 // Run, Output, Chunks or Lines, once. The zero value of every option is a
-// sensible default.
+// sensible default. On a PTY, a child that turns canonical mode off (stty
+// raw) reads no end-of-file from the terminal: it ends when it exits by
+// itself or the context ends.
 type Cmd struct {
 	Path string   // the program; resolved like exec.LookPath when started
 	Args []string // Args[0] is the name, as in exec.Cmd; empty means {Path}
@@ -42,7 +44,9 @@ type Cmd struct {
 	// when the child exits; the copy ends when that Read returns. An
 	// *os.File that is the program's controlling terminal puts the child in
 	// the terminal's foreground until it is reaped (see Terminals in the
-	// package doc).
+	// package doc). Stopped there with Ctrl-Z, the child keeps the terminal,
+	// and Ctrl-C goes to it, stopped: only the context ends it, so give such
+	// a run a context with a deadline or one that signal handling ends.
 	Stdin io.Reader
 
 	Stderr StderrMode // what happens to the child's stderr; default StderrTail
@@ -58,7 +62,7 @@ type Cmd struct {
 	// do not use it.
 	MaxOutput int64
 
-	PTY            *Winsize          // non-nil: run on a pseudo-terminal of that size (Linux; ErrUnsupported elsewhere)
+	PTY            *Winsize          // non-nil: run on a pseudo-terminal of that size (Linux; ErrUnsupported elsewhere); a child that turns canonical mode off reads no end-of-file from it
 	Cgroup         string            // Linux: a cgroup v2 path, relative to the cgroup2 mount
 	CgroupSettings map[string]string // written into the cgroup's files before the child runs
 

@@ -32,6 +32,7 @@ type Process struct {
 	stdinWatch *ctxWatch
 	stdinShut  sync.Once
 	stdinDone  atomic.Bool
+	lastIn     atomic.Int32 // the last byte written to stdin; -1: none yet
 
 	stderrTail *tail
 	drained    chan struct{} // closed when the stderr tail is complete
@@ -105,11 +106,11 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 	} else {
 		close(p.drained)
 	}
+	p.lastIn.Store(-1)
 	if s.copy != nil {
 		go p.copyStdin(s.copy)
 	} else if s.eofNow {
-		p.typeEOF(-1)
-		p.closeStdin()
+		p.closeStdin(true)
 	}
 	p.watch(ctx)
 	go p.supervise(drainer)
@@ -143,7 +144,7 @@ func (p *Process) supervise(drainer *Stream) {
 	p.cgroup.end()
 	watchdog.ForgetGroup(p.pid)
 	p.leader.release()
-	p.closeStdin()
+	p.closeStdin(false)
 	// The group is gone: whatever the pipes still hold is all there is.
 	for _, s := range []*Stream{p.Stdout, p.Stderr, drainer} {
 		if s != nil {

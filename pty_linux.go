@@ -1,10 +1,13 @@
 package netrunner
 
 import (
-	"context"
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,17 +83,6 @@ func (p *Process) Resize(ws Winsize) error {
 	return nil
 }
 
-// sendEOF types the terminal's end-of-file character (VEOF, normally
-// Ctrl-D): on a terminal, that is how a reader is told the input ended.
-func (p *Process) sendEOF() error {
-	t, err := p.termios()
-	if err != nil {
-		return err
-	}
-	_, err = p.Write(context.Background(), []byte{t.Cc[unix.VEOF]})
-	return err
-}
-
 func (p *Process) termios() (*unix.Termios, error) {
 	rc, err := p.pty.SyscallConn()
 	if err != nil {
@@ -107,24 +99,123 @@ func (p *Process) termios() (*unix.Termios, error) {
 	return t, nil
 }
 
-// typeEOF ends the input that Run, Output, Chunks and Lines, or the copy of
-// Cmd.Stdin, gave the terminal, as closing a pipe would: it types VEOF, which
-// a reader in canonical mode sees as end-of-file. After a partial line (last
-// is the last byte typed; -1: none) the first VEOF only hands that line
-// over, so a second one follows. A child that turned canonical mode off reads
-// the characters as they are. Errors are ignored: they mean the terminal or
-// the process is gone, and then nobody waits for the end-of-file.
-func (p *Process) typeEOF(last int) {
-	t, err := p.termios()
+// typeEOF ends the terminal's input as closing a pipe would: it types VEOF,
+// which a reader in canonical mode sees as end-of-file. After a partial line
+// the first VEOF only hands that line over, so a second one follows.
+//
+// It types only while the terminal is in canonical mode and a process on it
+// waits for input, polling until then or until the process is done. Typed
+// earlier, the VEOF would wait in the terminal as a NUL ending a line, and a
+// child that turned canonical mode off before reading it would read that NUL
+// as data; in non-canonical mode VEOF itself is just data. Errors end the
+// waiting: they mean the terminal or the process is gone.
+func (p *Process) typeEOF() {
+	go func() {
+		delay := time.Millisecond
+		timer := time.NewTimer(delay)
+		defer timer.Stop()
+		for {
+			t, err := p.termios()
+			if err != nil {
+				return
+			}
+			if t.Lflag&unix.ICANON != 0 && p.inputAwaited() {
+				eof := []byte{t.Cc[unix.VEOF], t.Cc[unix.VEOF]}
+				if last := p.lastIn.Load(); last < 0 || endsLine(t, byte(last)) {
+					eof = eof[:1]
+				}
+				p.pty.Write(eof)
+				return
+			}
+			select {
+			case <-p.done:
+				return
+			case <-timer.C:
+			}
+			delay = min(2*delay, 100*time.Millisecond)
+			timer.Reset(delay)
+		}
+	}()
+}
+
+// inputAwaited reports whether a process of the terminal's session sleeps
+// in a read of the terminal or in a poll (of anything). When it cannot tell,
+// for a process it may not inspect (setuid), it says yes, so that such a
+// child still gets its end-of-file.
+func (p *Process) inputAwaited() bool {
+	procs, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return true
 	}
-	eof := []byte{t.Cc[unix.VEOF], t.Cc[unix.VEOF]}
-	if last < 0 || endsLine(t, byte(last)) {
-		eof = eof[:1]
+	for _, e := range procs {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !inSession(pid, p.pid) {
+			continue
+		}
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			continue // gone
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
+			if errors.Is(err, os.ErrPermission) {
+				return true
+			}
+			if err == nil && p.awaitsInput(pid, strings.Fields(string(b))) {
+				return true
+			}
+		}
 	}
-	n, _ := p.stdin.Write(eof)
-	p.countWrite(n)
+	return false
+}
+
+// inSession reports whether the live process pid belongs to session sid.
+func inSession(pid, sid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// After the command name, in parentheses: state, ppid, pgrp, session.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	return len(f) > 3 && f[0] != "Z" && f[3] == strconv.Itoa(sid)
+}
+
+// awaitsInput reports whether a task blocked in the system call that
+// /proc/PID/task/TID/syscall describes (number, then arguments) waits for
+// input: a read of the terminal, or any poll.
+func (p *Process) awaitsInput(pid int, call []string) bool {
+	if len(call) < 2 {
+		return false // running
+	}
+	nr, err := strconv.Atoi(call[0])
+	if err != nil {
+		return false
+	}
+	switch {
+	case readCalls[nr]:
+		fd, err := strconv.ParseInt(call[1], 0, 64)
+		if err != nil {
+			return false
+		}
+		name, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
+		return err == nil && name == p.pty.Name()
+	case pollCalls[nr]:
+		return true
+	}
+	return false
+}
+
+var readCalls = map[int]bool{
+	unix.SYS_READ: true, unix.SYS_READV: true, unix.SYS_PREAD64: true,
+	unix.SYS_PREADV: true, unix.SYS_PREADV2: true,
+}
+
+// pollCalls holds the polls of every architecture; pty_linux_amd64.go adds
+// the older ones that only some have.
+var pollCalls = map[int]bool{
+	unix.SYS_PPOLL: true, unix.SYS_PSELECT6: true,
+	unix.SYS_EPOLL_PWAIT: true, unix.SYS_EPOLL_PWAIT2: true,
 }
 
 // endsLine reports whether c ends a line on a terminal in canonical mode.

@@ -14,7 +14,5 @@ func (p *Process) Resize(ws Winsize) error {
 	return fmt.Errorf("netrunner: %q: resize: the process has no PTY", p.name)
 }
 
-func (p *Process) sendEOF() error { return ErrUnsupported }
-
 // typeEOF is never called: no process has a PTY here.
-func (p *Process) typeEOF(last int) {}
+func (p *Process) typeEOF() {}

@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -258,5 +260,178 @@ func TestPTYStop(t *testing.T) {
 		t.Errorf("Wait: %v, want context.Canceled", err)
 	}
 	p.Stdout.Close()
+	check()
+}
+
+// Write after CloseStdin on a PTY fails like the pipe case, and nothing
+// written after it reaches the child.
+func TestPTYWriteAfterCloseStdin(t *testing.T) {
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	c := Command("cat")
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	p := start(t, ctx, c)
+	if err := p.CloseStdin(); err != nil {
+		t.Fatalf("CloseStdin: %v", err)
+	}
+	n, err := p.Write(ctx, []byte("written-after-close\n"))
+	if n != 0 || !errors.Is(err, ErrStdinClosed) {
+		t.Errorf("Write after CloseStdin = %d, %v; want 0 and ErrStdinClosed", n, err)
+	}
+	var out []byte
+	within(t, 20*time.Second, "reading cat's terminal after CloseStdin", func() { out, _ = io.ReadAll(p.Stdout) })
+	if bytes.Contains(out, []byte("written-after-close")) {
+		t.Errorf("the child got bytes written after CloseStdin: %q", out)
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Errorf("cat after CloseStdin: %v, want exit 0", err)
+	}
+	p.Stdout.Close()
+	check()
+}
+
+// readsTerminal reports whether a live process of session sid sleeps in
+// read(2) on its fd 0, as cat waiting for the terminal does.
+func readsTerminal(sid int) bool {
+	for _, pi := range allProcs() {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pi.pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 4 || f[0] != "S" || f[3] != strconv.Itoa(sid) {
+			continue
+		}
+		call, err := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pi.pid))
+		if err == nil && strings.HasPrefix(string(call), "0 0x0 ") {
+			return true
+		}
+	}
+	return false
+}
+
+// A second CloseStdin on a PTY types nothing: the end-of-file is typed
+// once, so a second reader after the first one's end keeps waiting.
+func TestPTYCloseStdinIdempotent(t *testing.T) {
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	c := sh("cat >/dev/null; echo first-eof; cat >/dev/null; echo second-eof")
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	p := start(t, ctx, c)
+	if err := p.CloseStdin(); err != nil {
+		t.Fatalf("CloseStdin: %v", err)
+	}
+	var out []byte
+	for !bytes.Contains(out, []byte("first-eof")) {
+		b, err := p.Stdout.Next(ctx)
+		out = append(out, b...)
+		if err != nil {
+			t.Fatalf("the first cat did not end after CloseStdin: %v (output %q)", err, out)
+		}
+	}
+	if err := p.CloseStdin(); err != nil {
+		t.Fatalf("second CloseStdin: %v", err)
+	}
+	// The second cat either reads an end-of-file typed by the second call
+	// and the shell says so, or blocks reading the terminal.
+	waitFor(t, 20*time.Second, "the second cat to end or to wait for input", func() bool {
+		return readsTerminal(p.Pid()) || p.ExitCode() >= 0
+	})
+	if p.ExitCode() >= 0 || !readsTerminal(p.Pid()) {
+		t.Errorf("the second CloseStdin ended the second cat too (exit code %d)", p.ExitCode())
+	}
+	reap(t, p)
+	check()
+}
+
+// slowLines is an endless reader of short lines, one per few milliseconds.
+type slowLines struct{}
+
+func (slowLines) Read(b []byte) (int, error) {
+	time.Sleep(5 * time.Millisecond)
+	return copy(b, "line\n"), nil
+}
+
+// CloseStdin on a PTY fed from Cmd.Stdin ends the copy and types the
+// end-of-file, like the pipe case ends the copy and closes the pipe.
+func TestPTYCloseStdinEndsCopy(t *testing.T) {
+	for _, pty := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pty=%v", pty), func(t *testing.T) {
+			check := leakCheck(t)
+			ctx := testCtx(t)
+			c := Command("cat")
+			c.Stdin = slowLines{}
+			if pty {
+				c.PTY = &Winsize{Rows: 24, Cols: 80}
+			}
+			p := start(t, ctx, c)
+			waitFor(t, 20*time.Second, "the copy to start", func() bool { return p.Stats().BytesIn > 0 })
+			if err := p.CloseStdin(); err != nil {
+				t.Fatalf("CloseStdin with Cmd.Stdin: %v, want nil", err)
+			}
+			if _, err := p.Write(ctx, []byte("x\n")); !errors.Is(err, ErrStdinClosed) {
+				t.Errorf("Write after CloseStdin: %v, want ErrStdinClosed", err)
+			}
+			go io.Copy(io.Discard, p.Stdout)
+			var err error
+			within(t, 20*time.Second, "cat to end after CloseStdin ended its copy", func() { err = p.Wait(ctx) })
+			if err != nil {
+				t.Errorf("cat after CloseStdin: %v, want exit 0", err)
+			}
+			in := p.Stats().BytesIn
+			time.Sleep(50 * time.Millisecond) // the reader yields a line every 5ms
+			if got := p.Stats().BytesIn; got != in {
+				t.Errorf("the copy went on after CloseStdin: BytesIn %d, then %d", in, got)
+			}
+			p.Stdout.Close()
+			check()
+		})
+	}
+}
+
+// A child that turns canonical mode off reads no end-of-file and no byte
+// it was not sent: a typed VEOF would be a data byte (NUL if it waited in
+// the terminal from before). It ends with the context, as documented.
+func TestPTYNonCanonicalNoEOF(t *testing.T) {
+	for _, mode := range []string{"-icanon", "raw"} {
+		for _, stdin := range []string{"", "hello\n"} {
+			t.Run(mode+"/"+strconv.Quote(stdin), func(t *testing.T) {
+				check := leakCheck(t)
+				c := sh("stty " + mode + "; cat")
+				c.PTY = &Winsize{Rows: 24, Cols: 80}
+				c.KillTimeout = 100 * time.Millisecond
+				if stdin != "" {
+					c.Stdin = strings.NewReader(stdin)
+				}
+				ctx, cancel := context.WithTimeout(testCtx(t), time.Second)
+				defer cancel()
+				var out []byte
+				var err error
+				within(t, 20*time.Second, "Output of a raw-mode child", func() { out, err = c.Output(ctx) })
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Output: %v, want the context's deadline", err)
+				}
+				if i := bytes.IndexFunc(out, func(r rune) bool { return r < ' ' && r != '\r' && r != '\n' }); i >= 0 {
+					t.Errorf("the child got a byte it was not sent: %q at %d of %q", out[i], i, out)
+				}
+				if stdin != "" && !bytes.Contains(out, []byte("hello")) {
+					t.Errorf("output %q lacks the input", out)
+				}
+				check()
+			})
+		}
+	}
+}
+
+// The end-of-file waits for a reader: a child that reads the terminal only
+// later still gets it, in canonical mode, and Output ends.
+func TestPTYLateReaderGetsEOF(t *testing.T) {
+	check := leakCheck(t)
+	c := sh("sleep 0.3; cat; echo done")
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c.Stdin = strings.NewReader("partial")
+	if got := ptyOutput(t, c); got != "partialpartialdone\n" {
+		t.Errorf("output %q, want the echo, cat's copy and done", got)
+	}
 	check()
 }

@@ -174,7 +174,7 @@ func (p *Process) Write(ctx context.Context, b []byte) (int, error) {
 	p.stdinWatch.watch(ctx)
 	n, err := p.stdin.Write(b)
 	err = ctxErr(ctx, err)
-	p.countWrite(n)
+	p.countWrite(b[:n])
 	switch {
 	case err == nil, ctx.Err() != nil && err == ctx.Err():
 	case errors.Is(err, os.ErrClosed):
@@ -185,63 +185,64 @@ func (p *Process) Write(ctx context.Context, b []byte) (int, error) {
 	return n, err
 }
 
-func (p *Process) countWrite(n int) {
-	if n > 0 {
+// countWrite counts written, the bytes that reached the child.
+func (p *Process) countWrite(written []byte) {
+	if n := len(written); n > 0 {
+		p.lastIn.Store(int32(written[n-1]))
 		p.bytesIn.Add(int64(n))
 		p.writes.Add(1)
 	}
 }
 
 // CloseStdin closes the child's stdin: the child reads EOF. It also ends the
-// copy of Cmd.Stdin. It is idempotent.
+// copy of Cmd.Stdin: the copy writes no more. It is idempotent.
 //
-// On a PTY, stdin is the terminal, which stays open: CloseStdin types the
-// terminal's end-of-file character (VEOF, normally Ctrl-D), which a child
-// reading the terminal in canonical mode sees as the end of its input.
+// On a PTY, stdin is the terminal, which stays open for reading: CloseStdin
+// ends the writing side and types the terminal's end-of-file character
+// (VEOF, normally Ctrl-D) once, which a child reading the terminal in
+// canonical mode sees as the end of its input. A child that turns canonical
+// mode off reads no end-of-file from the terminal: it ends when it exits by
+// itself or the context ends.
 func (p *Process) CloseStdin() error {
 	if p.stages != nil {
 		return p.stages[0].CloseStdin()
 	}
-	if p.pty != nil {
-		if err := p.sendEOF(); err != nil {
-			return fmt.Errorf("netrunner: %q: close stdin: %w", p.name, err)
-		}
-		return nil
-	}
-	p.closeStdin()
+	p.closeStdin(true)
 	return nil
 }
 
-func (p *Process) closeStdin() {
+// closeStdin ends the writing side of stdin, once; on a terminal, eof says
+// to tell the child with the end-of-file character. Close waits for a write
+// in progress, so the end-of-file comes after the last byte written.
+func (p *Process) closeStdin(eof bool) {
 	p.stdinShut.Do(func() {
 		p.stdinDone.Store(true)
 		if p.stdin != nil {
 			p.stdin.Close()
 			p.stdinWatch.unwatch()
 		}
+		if eof && p.pty != nil {
+			p.typeEOF()
+		}
 	})
 }
 
 // copyStdin copies Cmd.Stdin into the child with backpressure: each write
-// waits for the child to read. A child that exits or stops reading ends the
-// copy quietly. A terminal is told the input ended by its end-of-file
-// character, since closing our end would not close it.
+// waits for the child to read. A child that exits or stops reading, or
+// CloseStdin, ends the copy quietly. A terminal is told the input ended by
+// its end-of-file character, since closing our end would not close it.
 func (p *Process) copyStdin(r io.Reader) {
-	defer p.closeStdin()
 	buf := make([]byte, 32<<10)
-	last := -1 // the last byte written
-	for {
+	for !p.stdinDone.Load() {
 		n, err := r.Read(buf)
 		if n > 0 {
 			m, werr := p.stdin.Write(buf[:n])
-			p.countWrite(m)
-			if m > 0 {
-				last = int(buf[m-1])
-			}
+			p.countWrite(buf[:m])
 			if werr != nil {
 				if !isQuietPipeEnd(werr) {
 					p.setCopyErr(werr)
 				}
+				p.closeStdin(false)
 				return
 			}
 		}
@@ -252,9 +253,7 @@ func (p *Process) copyStdin(r io.Reader) {
 			break
 		}
 	}
-	if p.pty != nil {
-		p.typeEOF(last)
-	}
+	p.closeStdin(true)
 }
 
 func (p *Process) setCopyErr(err error) {
