@@ -36,9 +36,11 @@ func WatchdogErr() error {
 }
 
 // DisableWatchdog turns the parent-death watchdog off, for programs that
-// must not start an extra process: children then outlive the program if it
-// dies without stopping them, and WatchdogErr says so. Call it before the
-// first Start; a watchdog already running is told to exit without killing
-// anything. The netrunner_nowatchdog build tag does the same for a whole
-// program. Nothing in the environment can turn the watchdog off.
+// must not start an extra process: what a child started then outlives the
+// program if it dies without stopping it (on Linux the kernel still kills
+// each direct child, through Pdeathsig, but not its descendants or its
+// cgroup), and WatchdogErr says so. Call it before the first Start; a
+// watchdog already running is told to exit without killing anything. The
+// netrunner_nowatchdog build tag does the same for a whole program. Nothing
+// in the environment can turn the watchdog off.
 func DisableWatchdog() { watchdog.Disable() }

@@ -1,11 +1,13 @@
 // Package watchdog keeps netrunner's promise that a Go program's children
 // die with it, even when it dies by SIGKILL, on Linux.
 //
-// PR_SET_PDEATHSIG cannot keep that promise: it fires when the OS thread that
-// forked the child exits, not when the process does (golang/go#27505), and it
-// reaches only the child, not its descendants. A subreaper dies with the
-// program. Something has to outlive the program, notice its death and clean
-// up: the watchdog, one small process per program.
+// PR_SET_PDEATHSIG cannot keep that promise alone: it fires when the OS
+// thread that forked the child exits, not when the process does
+// (golang/go#27505), and it reaches only the child, not its descendants. (The
+// root package still uses it, from a thread it keeps, to cover a child from
+// its fork until it is registered here.) A subreaper dies with the program.
+// Something has to outlive the program, notice its death and clean up: the
+// watchdog, one small process per program.
 //
 // It is the program's own binary, re-executed through /proc/self/exe with
 // the program's arguments and NETRUNNER_WATCHDOG=1 in its environment. This
@@ -43,9 +45,10 @@
 //
 // Protocol on the control pipe: lines of text, each written with one
 // write(2). A line starting with '+' gets one reply byte, 'y' (accepted) or
-// 'n' (refused), which the program waits for: the check needs the program
-// alive (its children are reparented when it dies). The first byte the
-// watchdog sends is 'R', once it is ready.
+// 'n' (refused), which the program reads later, in order, so that a Start
+// does not wait for it. A line read after the program died (its children are
+// reparented then) is checked against the reaper that took the watchdog too.
+// The first byte the watchdog sends is 'R', once it is ready.
 //
 //	+g PGID           watch process group PGID, led by a child of the parent
 //	-g PGID           forget it
