@@ -141,15 +141,12 @@ func (p *Process) typeEOF() {
 // inputAwaited reports whether a process of the terminal's session sleeps
 // in a read of the terminal or in a poll (of anything). When it cannot tell,
 // for a process it may not inspect (setuid), it says yes, so that such a
-// child still gets its end-of-file.
+// child still gets its end-of-file. It looks at the child and its
+// descendants, not at every process of the system, since it runs again and
+// again while a child does not read.
 func (p *Process) inputAwaited() bool {
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		return true
-	}
-	for _, e := range procs {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !inSession(pid, p.pid) {
+	for _, pid := range descendants(p.pid) {
+		if !inSession(pid, p.pid) {
 			continue
 		}
 		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
@@ -167,6 +164,24 @@ func (p *Process) inputAwaited() bool {
 		}
 	}
 	return false
+}
+
+// descendants returns root and the processes below it, from the children
+// lists of /proc/PID/task/TID/children (at most a few thousand).
+func descendants(root int) []int {
+	pids := []int{root}
+	for i := 0; i < len(pids) && len(pids) < 4096; i++ {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pids[i]))
+		for _, task := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pids[i], task.Name()))
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+		}
+	}
+	return pids
 }
 
 // inSession reports whether the live process pid belongs to session sid.
