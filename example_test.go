@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -174,4 +176,123 @@ func Example_errgroup() {
 	}
 	fmt.Println(strings.Join(results, " "))
 	// Output: ALPHA BETA GAMMA DELTA
+}
+
+func ExamplePipeline() {
+	ctx := context.Background()
+	p, err := netrunner.Pipeline(
+		netrunner.Command("printf", `pear\napple\nfig\n`),
+		netrunner.Command("sort"),
+		netrunner.Command("head", "-n", "2"),
+	).Start(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	out, err := io.ReadAll(p.Stdout) // the last stage's stdout; the others talk through kernel pipes
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := p.Wait(ctx); err != nil { // nil: every stage succeeded
+		log.Fatal(err)
+	}
+	fmt.Print(string(out))
+	// Output:
+	// apple
+	// fig
+}
+
+func ExampleDaemon() {
+	// Each line of output becomes a log record; drop what changes from run
+	// to run (time, pid, duration) so the example's output is stable.
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			switch a.Key {
+			case slog.TimeKey, "pid", "ran":
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	d := &netrunner.Daemon{
+		Cmd:     netrunner.Command("echo", "serving"),
+		Restart: netrunner.RestartNever, // RestartOnFailure and RestartAlways restart it with backoff
+		Logger:  logger,
+	}
+	if err := d.Run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// level=INFO msg=started cmd=echo
+	// level=INFO msg=serving cmd=echo stream=stdout
+	// level=INFO msg=exited cmd=echo status="exit status 0"
+}
+
+func ExampleStream_Next() {
+	ctx := context.Background()
+	p, err := netrunner.Command("head", "-c", "1000000", "/dev/zero").Start(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	total := 0
+	for {
+		chunk, err := p.Stdout.Next(ctx) // valid until the next call of Next
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		total += len(chunk)
+	}
+	if err := p.Wait(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(total, "bytes")
+	// Output: 1000000 bytes
+}
+
+func ExampleStream_WriteTo() {
+	ctx := context.Background()
+	p, err := netrunner.Command("echo", "straight to stdout").Start(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Into a pipe, socket or file, the bytes move with splice(2), never
+	// through the Go heap; the child writes only as fast as w accepts.
+	if _, err := p.Stdout.WriteTo(os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+	if err := p.Wait(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output: straight to stdout
+}
+
+func ExampleProcess_Stop() {
+	ctx := context.Background()
+	c := netrunner.Command("sleep", "60")
+	c.KillTimeout = 2 * time.Second // SIGTERM, then SIGKILL after 2s if it still runs
+	p, err := c.Start(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = p.Stop(ctx) // returns what Wait returns
+	var ee *netrunner.ExitError
+	if errors.As(err, &ee) {
+		fmt.Println("ended by", ee.Signal)
+	}
+	// Output: ended by terminated
+}
+
+func ExampleWatchdogErr() {
+	if _, err := netrunner.Command("true").Output(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	// On Linux, children die with the program, even if it is SIGKILLed.
+	if err := netrunner.WatchdogErr(); err != nil {
+		fmt.Println("children are not protected:", err)
+		return
+	}
+	fmt.Println("children are protected")
+	// Output: children are protected
 }
