@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netrunner-go/netrunner/internal/watchdog"
 )
 
 // maxSignal is the highest signal number the kernel knows (_NSIG - 1).
@@ -62,6 +64,12 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 				unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 				err = os.NewSyscallError("fcntl pidfd", serr)
 			}
+		}
+		if err == nil {
+			// At once, on this thread: Pdeathsig covers the child alone,
+			// and what it forks before the watchdog hears of its group
+			// would outlive the program.
+			watchdog.WatchGroup(pid)
 		}
 	})
 	if err != nil {

@@ -79,8 +79,7 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 	}
 	// Registered at once: the watchdog is ready (start called Ensure), and a
 	// refusal shows in WatchdogErr.
-	watchdog.WatchGroup(p.pid)
-	cg.watch(p.pid)
+	cg.watch(p.pid) // the group was registered by spawn, as soon as it existed
 	size := c.chunkSize()
 	if s.stdout != nil {
 		p.Stdout = newStream(ctx, fmt.Sprintf("%q stdout", p.name), s.stdout, size, s.pty != nil, &p.bytesOut, &p.reads)

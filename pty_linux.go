@@ -108,7 +108,10 @@ func (p *Process) termios() (*unix.Termios, error) {
 // earlier, the VEOF would wait in the terminal as a NUL ending a line, and a
 // child that turned canonical mode off before reading it would read that NUL
 // as data; in non-canonical mode VEOF itself is just data. Errors end the
-// waiting: they mean the terminal or the process is gone.
+// waiting: they mean the terminal or the process is gone. A poll counts as
+// waiting whatever it polls, so a child that polls something else (a Go
+// child's runtime always does) and only later turns canonical mode off with
+// TCSANOW can still read the NUL.
 func (p *Process) typeEOF() {
 	go func() {
 		delay := time.Millisecond

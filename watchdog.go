@@ -14,16 +14,25 @@ import (
 // answering, it refused a registration, the platform or build mode has no
 // watchdog (c-shared, c-archive, plugin: the executable is the host
 // program), or the program opted out with DisableWatchdog or the
-// netrunner_nowatchdog build tag. Off Linux the error wraps ErrUnsupported.
+// netrunner_nowatchdog build tag, or it runs in secure-execution mode
+// (setuid, setgid, file capabilities). Off Linux the error wraps
+// ErrUnsupported.
 //
 // On Linux the first Start launches the watchdog, a copy of the program
 // re-executed from /proc/self/exe (named "netrunner-watch" in ps -e) that
 // holds a pipe from the program and kills every registered process group
 // and cgroup when the pipe reads EOF. Start waits until it is ready (at most
-// 5 s) before spawning the first child, and until it has accepted the child
-// before returning. A watchdog that died is replaced at the next Start (which
-// registers the live children again); one that could not start is tried
-// again at a later Start after a backoff, three times in a row at most.
+// 5 s) before spawning the first child, and registers each child's group as
+// soon as it is forked, without waiting for the answer; WatchdogErr waits for
+// the answers still due (up to 10 s if the watchdog stopped answering). A
+// watchdog that died is replaced at the next Start (which registers the live
+// children again); one that could not start is tried again at a later Start
+// after a backoff, three times in a row at most.
+//
+// Each child is also forked with Pdeathsig, so it dies with the program even
+// before its group is registered. What such a child forks in the moment
+// before its registration (microseconds, more on an overloaded machine) can
+// outlive the program.
 func WatchdogErr() error {
 	err := watchdog.Err()
 	switch {

@@ -117,9 +117,10 @@ func helperStuckWatchdog() {
 // unprotected until the registration is forgotten.
 func helperRefused() {
 	Ensure()
-	WatchGroup(1 << 30)
+	// The test process: alive, and not a child of this program.
+	WatchGroup(os.Getppid())
 	err := Err()
-	ForgetGroup(1 << 30)
+	ForgetGroup(os.Getppid())
 	fmt.Printf("%v | %v\n", err, Err())
 }
 
@@ -273,7 +274,7 @@ func TestStuckWatchdogGivenUp(t *testing.T) {
 func TestRefusedRegistrationReported(t *testing.T) {
 	h := startHelper(t, "refused")
 	s := h.line(t)
-	if want := "the watchdog refused process group 1073741824: it is not killed when the program dies | <nil>"; s != want {
+	if want := fmt.Sprintf("the watchdog refused process group %d: it is not killed when the program dies | <nil>", os.Getpid()); s != want {
 		t.Errorf("helper said %q, want %q", s, want)
 	}
 	if err := h.finish(t); err != nil {

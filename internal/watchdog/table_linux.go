@@ -118,6 +118,9 @@ func (t *table) addGroup(pgid int) bool {
 		parent = os.Getppid()
 	}
 	fd, err := pidfdOpen(pgid)
+	if err == unix.ESRCH {
+		return t.addLeaderless(pgid)
+	}
 	if err != nil {
 		return false
 	}
@@ -127,6 +130,21 @@ func (t *table) addGroup(pgid int) bool {
 		return false
 	}
 	t.groups[pgid] = &group{pidfd: fd, count: 1}
+	return true
+}
+
+// addLeaderless takes a group whose leader is gone by the time its line is
+// read: a quick child the program reaped already, or one the kernel killed
+// with the program (Pdeathsig) and its reaper reaped. Its parent cannot be
+// checked any more; but the watchdog has the program's credentials, and
+// only the program writes to it, so it can do nothing the program could not.
+// A group with members left is kept, pinned by nothing: while a member
+// lives, the number names that group, and kill leaves it alone once a
+// newcomer holds the leader's pid. An empty group needs nothing.
+func (t *table) addLeaderless(pgid int) bool {
+	if unix.Kill(-pgid, 0) == nil {
+		t.groups[pgid] = &group{pidfd: -1, count: 1}
+	}
 	return true
 }
 

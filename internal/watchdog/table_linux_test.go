@@ -138,7 +138,7 @@ func TestTableAcceptsOnlyTheParentsGroups(t *testing.T) {
 		{"+g " + strconv.Itoa(notLeader.Process.Pid), replyAccepted},
 		{"+g " + strconv.Itoa(os.Getpid()), replyRefused},
 		{"+g 1", replyRefused}, {"+g 0", replyRefused}, {"+g -7", replyRefused},
-		{"+g " + strconv.Itoa(fakePgid), replyRefused},
+		{"+g " + strconv.Itoa(fakePgid), replyAccepted}, // no leader, no member: nothing to watch
 		{"+g x", replyRefused}, {"+g", replyRefused}, {"+g  5", replyRefused}, {"+x 5", replyRefused}, {"+", replyRefused},
 		{`+c 5 0 "/x"`, replyRefused},
 		{"-g 12a", 0}, {"*g 5", 0}, {"", 0}, {"-c unquoted", 0},
@@ -194,6 +194,31 @@ func TestTableKillsRegisteredGroups(t *testing.T) {
 			t.Errorf("pid %d of a group refused or forgotten was killed", pid)
 		}
 	}
+}
+
+// TestTableKillsLeaderlessGroup: a line read after its leader was reaped
+// (a quick child, or one killed with the program) still gets what is left
+// of the group killed.
+func TestTableKillsLeaderlessGroup(t *testing.T) {
+	tab := testTable()
+	c := exec.Command("sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!")
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := c.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("sh said %q", out)
+	}
+	t.Cleanup(func() { syscall.Kill(member, syscall.SIGKILL) })
+	leader := c.Process.Pid // reaped by Output
+	if got := tab.apply([]byte("+g " + strconv.Itoa(leader))); got != replyAccepted {
+		t.Fatalf("registration of a leaderless group answered %q", got)
+	}
+	tab.kill()
+	tab.close()
+	waitDead(t, time.Second, "the member of the leaderless group", member)
 }
 
 // TestTableKillsLeaderThatLeftItsGroup: a registered child that moved
