@@ -491,8 +491,7 @@ func TestDaemonInvalid(t *testing.T) {
 // restarting Daemon does not retry it forever.
 func TestDaemonPTYWithLogger(t *testing.T) {
 	check := leakCheck(t)
-	c := sh(`echo on-the-terminal; exit 0`)
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(sh(`echo on-the-terminal; exit 0`))
 	d := &Daemon{Cmd: c, Restart: RestartOnFailure, Backoff: time.Millisecond}
 	log := newDaemonLog(d)
 	if err := daemonRun(t, testCtx(t), d)("for a PTY command with a Logger"); err != nil {

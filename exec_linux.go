@@ -139,7 +139,11 @@ func (l *leader) signal(sig syscall.Signal) error {
 	return serr
 }
 
+// release ends what spawn began, once the leader is reaped and its group
+// is gone: the watchdog forgets the group, the pidfd closes, and the fork
+// thread may go.
 func (l *leader) release() {
+	watchdog.ForgetGroup(l.pid)
 	l.pidfd.Close()
 	forkReleased()
 }

@@ -272,7 +272,7 @@ func TestPTYEscapedDescendantDoesNotHangReader(t *testing.T) {
 		t.Run(strings.Fields(escape)[0], func(t *testing.T) {
 			check := leakCheck(t)
 			c, pidfile := escapedScript(t, escape)
-			c.PTY = &Winsize{Rows: 24, Cols: 80}
+			onPTY(c)
 			var out []byte
 			var err error
 			within(t, 20*time.Second, "Output under PTY with an escaped descendant", func() { out, err = c.Output(testCtx(t)) })

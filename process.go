@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/netrunner-go/netrunner/internal/watchdog"
 )
 
 // A Process is a started command. Its methods are safe for concurrent use.
@@ -141,7 +139,6 @@ func (p *Process) supervise(drainer *Stream) {
 
 	endLeftovers(p.pid, p.killTimeout, p.killNow)
 	p.cgroup.end()
-	watchdog.ForgetGroup(p.pid)
 	p.leader.release()
 	p.closeStdin(false)
 	// The group is gone: whatever the pipes still hold is all there is.

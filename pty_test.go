@@ -30,8 +30,7 @@ func ptyOutput(t *testing.T, c *Cmd) string {
 
 func TestPTYTty(t *testing.T) {
 	check := leakCheck(t)
-	c := Command("tty")
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(Command("tty"))
 	out := strings.TrimSpace(ptyOutput(t, c))
 	if !strings.HasPrefix(out, "/dev/pts/") {
 		t.Fatalf("tty printed %q, want /dev/pts/N", out)
@@ -57,8 +56,7 @@ func TestPTYSttySize(t *testing.T) {
 func TestPTYResizeInteractive(t *testing.T) {
 	check := leakCheck(t)
 	ctx := testCtx(t)
-	c := sh("read a; stty size; echo \"got $a\"")
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(sh("read a; stty size; echo \"got $a\""))
 	p := start(t, ctx, c)
 	if err := p.Resize(Winsize{Rows: 50, Cols: 132}); err != nil {
 		t.Fatalf("Resize: %v", err)
@@ -103,8 +101,7 @@ func TestPTYResizeWithoutPTY(t *testing.T) {
 func TestPTYCloseStdinSendsEOF(t *testing.T) {
 	check := leakCheck(t)
 	ctx := testCtx(t)
-	c := Command("cat")
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(Command("cat"))
 	p := start(t, ctx, c)
 	if _, err := p.Write(ctx, []byte("hello\n")); err != nil {
 		t.Fatalf("Write: %v", err)
@@ -136,8 +133,7 @@ func TestPTYCloseStdinSendsEOF(t *testing.T) {
 
 func TestPTYLines(t *testing.T) {
 	check := leakCheck(t)
-	c := Command("printf", `one\ntwo\n\nlast`)
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(Command("printf", `one\ntwo\n\nlast`))
 	var got []string
 	within(t, 20*time.Second, "Lines under PTY", func() {
 		for line, err := range c.Lines(testCtx(t)) {
@@ -159,8 +155,7 @@ func TestPTYLines(t *testing.T) {
 func TestPTYChunks(t *testing.T) {
 	check := leakCheck(t)
 	// Enough to take several reads of the master.
-	c := sh(`i=0; while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done`)
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(sh(`i=0; while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done`))
 	var got bytes.Buffer
 	within(t, 30*time.Second, "Chunks under PTY", func() {
 		for chunk, err := range c.Chunks(testCtx(t)) {
@@ -180,8 +175,7 @@ func TestPTYChunks(t *testing.T) {
 
 // Run under PTY also ends cleanly, with the exit code of the child.
 func TestPTYRunExitCode(t *testing.T) {
-	c := sh("echo bye; exit 4")
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(sh("echo bye; exit 4"))
 	res, err := c.Run(testCtx(t))
 	if ee := exitErr(t, err); ee.Code != 4 {
 		t.Errorf("exit code %d, want 4", ee.Code)
@@ -192,8 +186,7 @@ func TestPTYRunExitCode(t *testing.T) {
 }
 
 func TestPTYInvalidCombinations(t *testing.T) {
-	c := Command("true")
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(Command("true"))
 	c.Stderr = StderrStream
 	p, err := c.Start(testCtx(t))
 	if p != nil {
@@ -203,8 +196,7 @@ func TestPTYInvalidCombinations(t *testing.T) {
 		t.Errorf("PTY with StderrStream: %v, want ErrInvalidCommand", err)
 	}
 	// StderrToStdout is what a terminal does anyway.
-	c = sh("echo err >&2")
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c = onPTY(sh("echo err >&2"))
 	c.Stderr = StderrToStdout
 	if out := ptyOutput(t, c); out != "err\n" {
 		t.Errorf("PTY with StderrToStdout printed %q, want %q", out, "err\n")
@@ -212,8 +204,7 @@ func TestPTYInvalidCombinations(t *testing.T) {
 }
 
 func TestPTYAllStdioAreTerminal(t *testing.T) {
-	c := sh(`[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; echo err-too >&2`)
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(sh(`[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; echo err-too >&2`))
 	out := ptyOutput(t, c)
 	if out != "all-tty\nerr-too\n" {
 		t.Errorf("output %q, want stdin, stdout and stderr all terminals, stderr on the terminal", out)
@@ -222,8 +213,7 @@ func TestPTYAllStdioAreTerminal(t *testing.T) {
 
 // The child leads a session of its own whose controlling terminal is the pty.
 func TestPTYSessionLeader(t *testing.T) {
-	c := sh(`echo $$; cat /proc/$$/stat; tty`)
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(sh(`echo $$; cat /proc/$$/stat; tty`))
 	lines := strings.Split(strings.TrimSpace(ptyOutput(t, c)), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("output %q", lines)
@@ -250,8 +240,7 @@ func TestPTYSessionLeader(t *testing.T) {
 func TestPTYStop(t *testing.T) {
 	check := leakCheck(t)
 	ctx, cancel := context.WithCancel(testCtx(t))
-	c := Command("sleep", "1000")
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(Command("sleep", "1000"))
 	p := start(t, ctx, c)
 	cancel()
 	var err error
@@ -268,8 +257,7 @@ func TestPTYStop(t *testing.T) {
 func TestPTYWriteAfterCloseStdin(t *testing.T) {
 	check := leakCheck(t)
 	ctx := testCtx(t)
-	c := Command("cat")
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(Command("cat"))
 	p := start(t, ctx, c)
 	if err := p.CloseStdin(); err != nil {
 		t.Fatalf("CloseStdin: %v", err)
@@ -315,8 +303,7 @@ func readsTerminal(sid int) bool {
 func TestPTYCloseStdinIdempotent(t *testing.T) {
 	check := leakCheck(t)
 	ctx := testCtx(t)
-	c := sh("cat >/dev/null; echo first-eof; cat >/dev/null; echo second-eof")
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(sh("cat >/dev/null; echo first-eof; cat >/dev/null; echo second-eof"))
 	p := start(t, ctx, c)
 	if err := p.CloseStdin(); err != nil {
 		t.Fatalf("CloseStdin: %v", err)
@@ -362,7 +349,7 @@ func TestPTYCloseStdinEndsCopy(t *testing.T) {
 			c := Command("cat")
 			c.Stdin = slowLines{}
 			if pty {
-				c.PTY = &Winsize{Rows: 24, Cols: 80}
+				onPTY(c)
 			}
 			p := start(t, ctx, c)
 			waitFor(t, 20*time.Second, "the copy to start", func() bool { return p.Stats().BytesIn > 0 })
@@ -397,8 +384,7 @@ func TestPTYNonCanonicalNoEOF(t *testing.T) {
 		for _, stdin := range []string{"", "hello\n"} {
 			t.Run(mode+"/"+strconv.Quote(stdin), func(t *testing.T) {
 				check := leakCheck(t)
-				c := sh("stty " + mode + "; cat")
-				c.PTY = &Winsize{Rows: 24, Cols: 80}
+				c := onPTY(sh("stty " + mode + "; cat"))
 				c.KillTimeout = 100 * time.Millisecond
 				if stdin != "" {
 					c.Stdin = strings.NewReader(stdin)
@@ -427,8 +413,7 @@ func TestPTYNonCanonicalNoEOF(t *testing.T) {
 // later still gets it, in canonical mode, and Output ends.
 func TestPTYLateReaderGetsEOF(t *testing.T) {
 	check := leakCheck(t)
-	c := sh("sleep 0.3; cat; echo done")
-	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	c := onPTY(sh("sleep 0.3; cat; echo done"))
 	c.Stdin = strings.NewReader("partial")
 	if got := ptyOutput(t, c); got != "partialpartialdone\n" {
 		t.Errorf("output %q, want the echo, cat's copy and done", got)

@@ -49,7 +49,7 @@ func TestStreamUnreadReleasedAtWait(t *testing.T) {
 		return c.Start
 	}
 	stderrStream := func(c *Cmd) { c.Stderr = StderrStream }
-	pty := func(c *Cmd) { c.PTY = &Winsize{Rows: 24, Cols: 80} }
+	pty := func(c *Cmd) { onPTY(c) }
 	fast := func(c *Cmd) { c.KillTimeout = 100 * time.Millisecond }
 	for _, tc := range []struct {
 		name  string

@@ -351,7 +351,7 @@ var stressEMFILEModes = []struct {
 	{"stderr-to-stdout", func() *Cmd { c := Command("sleep", "1000"); c.Stderr = StderrToStdout; return c }},
 	{"stdin-reader", func() *Cmd { c := Command("sleep", "1000"); c.Stdin = strings.NewReader("x"); return c }},
 	{"pipe-size", func() *Cmd { c := Command("sleep", "1000"); c.PipeSize = 1 << 16; return c }},
-	{"pty", func() *Cmd { c := Command("sleep", "1000"); c.PTY = &Winsize{Rows: 24, Cols: 80}; return c }},
+	{"pty", func() *Cmd { return onPTY(Command("sleep", "1000")) }},
 }
 
 // stressHelperEMFILE runs in a re-executed test binary. It lowers

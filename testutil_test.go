@@ -38,6 +38,12 @@ func testCtx(t testing.TB) context.Context {
 // sh returns a Cmd running script with sh -c.
 func sh(script string) *Cmd { return Command("sh", "-c", script) }
 
+// onPTY sets c to run on a 24x80 pseudo-terminal and returns it.
+func onPTY(c *Cmd) *Cmd {
+	c.PTY = &Winsize{Rows: 24, Cols: 80}
+	return c
+}
+
 // start starts c and registers a cleanup that kills what is left of it,
 // waits for it to be reaped and closes its streams, so that a failing test
 // leaks nothing into the next one (or into goleak).
