@@ -7,7 +7,8 @@ package netrunner
 //
 //	BenchmarkStream/<producer>/{netrunner-next,os-exec-copy,tuned-reference}
 //	BenchmarkWriteTo/<destination>/{netrunner-writeto,os-exec-copy}
-//	BenchmarkSpawn/{netrunner-start-wait,netrunner-run,os-exec-run,interleaved}
+//	BenchmarkSpawn/{netrunner-start-wait,netrunner-run,os-exec-run,interleaved,interleaved-run,interleaved-start,parallel/{1,8,64}}
+//	BenchmarkIdle/{netrunner,netrunner-parked-next,os-exec,os-exec-parked-read}
 //	BenchmarkRoundTrip/{netrunner,os-exec,interleaved}
 //	BenchmarkAllocsPerChunk/{netrunner-next,...,os-exec-read}
 //	BenchmarkConcurrent/1000x1MiB/{netrunner-next,os-exec-copy} (100x1MiB with -short)
@@ -351,11 +352,24 @@ func nrRunSpawn(ctx context.Context) error {
 
 func execSpawn(context.Context) error { return exec.Command("true").Run() }
 
+// The spawn cases of os/exec, each including exec.Command, which is where
+// os/exec looks the program up in PATH (netrunner does it in Start).
+func execStart(context.Context) (*exec.Cmd, error) {
+	cmd := exec.Command("true")
+	return cmd, cmd.Start()
+}
+
+func nrStartOnly(ctx context.Context) (*Process, error) { return Command("true").Start(ctx) }
+
 // BenchmarkSpawn: Start+Wait of true, with the parent-death watchdog already
 // running, against exec.Command("true").Run(). netrunner-run (Cmd.Run, no
 // stdin pipe) is shown for reference. interleaved alternates the two within
 // each op and reports each side's ns/spawn, so that both see the same load
-// on a busy machine.
+// on a busy machine; interleaved-run does the same for Cmd.Run, and
+// interleaved-start times Start alone (the Waits are outside the figures).
+// parallel/N runs N spawns at once per op, N netrunner Runs then N os/exec
+// Runs (alternating which side goes first), and reports each side's time
+// per op.
 func BenchmarkSpawn(b *testing.B) {
 	for _, c := range []struct {
 		name  string
@@ -377,6 +391,57 @@ func BenchmarkSpawn(b *testing.B) {
 		benchWarm(b)
 		benchInterleave(b, "spawn", benchCtx(b), nrSpawn, execSpawn)
 	})
+	b.Run("interleaved-run", func(b *testing.B) {
+		benchWarm(b)
+		benchInterleave(b, "run", benchCtx(b), nrRunSpawn, execSpawn)
+	})
+	b.Run("interleaved-start", func(b *testing.B) {
+		benchWarm(b)
+		ctx := benchCtx(b)
+		var nrTime, baseTime time.Duration
+		for i := range b.N {
+			for side := range 2 {
+				t0 := time.Now()
+				if (i+side)%2 == 0 {
+					p, err := nrStartOnly(ctx)
+					nrTime += time.Since(t0)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := p.Wait(ctx); err != nil {
+						b.Fatal(err)
+					}
+					p.Stdout.Close()
+				} else {
+					cmd, err := execStart(ctx)
+					baseTime += time.Since(t0)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := cmd.Wait(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		b.ReportMetric(float64(nrTime.Nanoseconds())/float64(b.N), "netrunner-ns/start")
+		b.ReportMetric(float64(baseTime.Nanoseconds())/float64(b.N), "os-exec-ns/start")
+	})
+	for _, n := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("parallel/%d", n), func(b *testing.B) {
+			benchWarm(b)
+			all := func(spawn func(context.Context) error) func(context.Context) error {
+				return func(ctx context.Context) error {
+					g, ctx := errgroup.WithContext(ctx)
+					for range n {
+						g.Go(func() error { return spawn(ctx) })
+					}
+					return g.Wait()
+				}
+			}
+			benchInterleave(b, "op", benchCtx(b), all(nrRunSpawn), all(execSpawn))
+		})
+	}
 }
 
 // benchInterleave runs nr and base alternately, one call each per op, and
@@ -772,4 +837,131 @@ func BenchmarkHeap1GiB(b *testing.B) {
 			return errors.Join(err, cmd.Wait(), benchCount(n, benchHeapBytes))
 		})
 	})
+}
+
+// benchIdleProcs is how many idle processes one op of BenchmarkIdle keeps.
+const benchIdleProcs = 1000
+
+// benchUsage is what the test process holds: live heap, goroutine stacks,
+// goroutines and descriptors.
+type benchUsage struct {
+	heap, stack, goroutines, fds int64
+}
+
+// benchUsageNow measures the heap after a GC: what is live, not garbage.
+func benchUsageNow(b *testing.B) benchUsage {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	ents, err := os.ReadDir("/dev/fd")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return benchUsage{heap: int64(ms.HeapAlloc), stack: int64(ms.StackInuse), goroutines: int64(runtime.NumGoroutine()), fds: int64(len(ents))}
+}
+
+// BenchmarkIdle: what 1000 started `sleep 60` processes cost while they
+// write nothing, per process: live heap, goroutine stacks, goroutines and
+// descriptors. The parked variants add one consumer goroutine per process
+// waiting for output: in Stream.Next, and in a Read of os/exec's StdoutPipe
+// with a buffer of the default ChunkSize (os/exec needs the caller's buffer
+// to wait). The os/exec side is exec.Command with StdoutPipe, which is what
+// reading a child's output as it comes takes there.
+func BenchmarkIdle(b *testing.B) {
+	procs := benchIdleProcs
+	if testing.Short() {
+		procs /= 10
+	}
+	measure := func(b *testing.B, startAll func(n int, parked *sync.WaitGroup) (stop func())) {
+		b.ReportAllocs()
+		var d benchUsage
+		for range b.N {
+			var parked sync.WaitGroup
+			before := benchUsageNow(b)
+			stop := startAll(procs, &parked)
+			// Every consumer is about to park; give them the time to.
+			parked.Wait()
+			time.Sleep(100 * time.Millisecond)
+			after := benchUsageNow(b)
+			stop()
+			d = benchUsage{
+				heap: after.heap - before.heap, stack: after.stack - before.stack,
+				goroutines: after.goroutines - before.goroutines, fds: after.fds - before.fds,
+			}
+		}
+		b.ReportMetric(float64(d.heap)/float64(procs), "heap-B/proc")
+		b.ReportMetric(float64(d.stack)/float64(procs), "stack-B/proc")
+		b.ReportMetric(float64(d.heap+d.stack)/float64(procs), "mem-B/proc")
+		b.ReportMetric(float64(d.goroutines)/float64(procs), "goroutines/proc")
+		b.ReportMetric(float64(d.fds)/float64(procs), "fds/proc")
+	}
+	nr := func(consume bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			benchWarm(b)
+			ctx := benchCtx(b)
+			measure(b, func(n int, parked *sync.WaitGroup) func() {
+				ps := make([]*Process, 0, n)
+				var consumers sync.WaitGroup
+				for range n {
+					p := nrStart(b, ctx, []string{"sleep", "60"})
+					ps = append(ps, p)
+					if consume {
+						parked.Add(1)
+						consumers.Add(1)
+						go func() {
+							defer consumers.Done()
+							parked.Done()
+							p.Stdout.Next(ctx)
+						}()
+					}
+				}
+				return func() {
+					for _, p := range ps {
+						p.Kill()
+					}
+					for _, p := range ps {
+						<-p.Done()
+					}
+					consumers.Wait()
+					for _, p := range ps {
+						p.Stdout.Close()
+					}
+				}
+			})
+		}
+	}
+	ex := func(consume bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			measure(b, func(n int, parked *sync.WaitGroup) func() {
+				cmds := make([]*exec.Cmd, 0, n)
+				var consumers sync.WaitGroup
+				for range n {
+					cmd, out := execPipe(b, []string{"sleep", "60"})
+					cmds = append(cmds, cmd)
+					if consume {
+						parked.Add(1)
+						consumers.Add(1)
+						go func() {
+							defer consumers.Done()
+							parked.Done()
+							out.Read(make([]byte, defaultChunkSize))
+						}()
+					}
+				}
+				return func() {
+					for _, cmd := range cmds {
+						cmd.Process.Kill()
+					}
+					consumers.Wait()
+					for _, cmd := range cmds {
+						cmd.Wait()
+					}
+				}
+			})
+		}
+	}
+	b.Run("netrunner", nr(false))
+	b.Run("netrunner-parked-next", nr(true))
+	b.Run("os-exec", ex(false))
+	b.Run("os-exec-parked-read", ex(true))
 }
