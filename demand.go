@@ -79,9 +79,9 @@ func (s *Stream) pump() {
 	defer close(s.c)
 	for s.takeCredit() {
 		// Each chunk is a fresh buffer because the receiver owns it; the
-		// bound on memory is the outstanding credit, not a pool.
-		b := make([]byte, s.chunkSize)
-		n, err := s.read(context.Background(), b)
+		// bound on memory is the outstanding credit, not a pool. It is
+		// made once the pipe has data: a pump waiting holds none.
+		b, n, err := s.readFresh()
 		if n > 0 {
 			select {
 			case s.c <- b[:n:n]:
@@ -93,6 +93,15 @@ func (s *Stream) pump() {
 			return
 		}
 	}
+}
+
+func (s *Stream) readFresh() ([]byte, int, error) {
+	ctx := context.Background()
+	if err := s.acquire(ctx); err != nil {
+		return nil, 0, err
+	}
+	defer s.release()
+	return s.readLocked(ctx, nil, bufFresh)
 }
 
 // endDemand stops read-ahead once the Stream has ended, closing C if no pump

@@ -46,8 +46,10 @@ type Stream struct {
 
 	// sem admits one reader at a time. It is a channel rather than a
 	// mutex so that a caller waiting for its turn still honours its context.
-	sem  chan struct{}
-	next []byte // Next's buffer, reused: its result is valid until the next call
+	sem     chan struct{}
+	nextBuf *[]byte    // Next's buffer while data flows (see chunkbuf.go): its result is valid until the next call
+	pool    *sync.Pool // where nextBuf comes from and goes back to
+	rd      rawRead
 
 	// drainOnly is set once the process and its group are gone: reads then
 	// take what is buffered without waiting, at most drainLeft more bytes
@@ -117,11 +119,12 @@ func (s *Stream) Next(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	defer s.release()
-	if s.next == nil {
-		s.next = make([]byte, s.chunkSize)
+	var b []byte
+	if s.nextBuf != nil {
+		b = *s.nextBuf
 	}
-	n, err := s.readLocked(ctx, s.next)
-	return s.next[:n], err
+	b, n, err := s.readLocked(ctx, b, bufPooled)
+	return b[:n], err
 }
 
 // Read implements io.Reader: it reads up to len(p) bytes, waiting until the
@@ -240,34 +243,40 @@ func (s *Stream) acquire(ctx context.Context) error {
 
 func (s *Stream) release() { <-s.sem }
 
-// read reads the pipe once its turn comes.
+// read reads the pipe into b once its turn comes.
 func (s *Stream) read(ctx context.Context, b []byte) (int, error) {
 	if err := s.acquire(ctx); err != nil {
 		return 0, err
 	}
 	defer s.release()
-	return s.readLocked(ctx, b)
+	_, n, err := s.readLocked(ctx, b, bufCaller)
+	return n, err
 }
 
-// readLocked is the one place that reads the pipe.
-func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
+// readLocked is the one place that reads the pipe. b is the buffer to read
+// into, or nil to take one from src once there is data: it returns the
+// buffer it read into (nil when it took none).
+func (s *Stream) readLocked(ctx context.Context, b []byte, src bufSource) ([]byte, int, error) {
 	for {
 		if err := s.ended(); err != nil {
-			return 0, err
+			return b, 0, err
 		}
 		// Once ctx is done, nothing more is delivered, not even what the
 		// pipe still holds.
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return b, 0, err
 		}
 		var n int
 		var err error
 		last := false
 		if s.drainOnly.Load() {
+			if b == nil {
+				b = s.takeBuf(src)
+			}
 			n, last, err = s.readBuffered(b)
 		} else {
 			s.watch.watch(ctx)
-			n, err = s.file.Read(b)
+			b, n, err = s.readFile(b, src)
 			err = ctxErr(ctx, err)
 		}
 		if n > 0 {
@@ -277,7 +286,7 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 			if last {
 				s.setEnd(io.EOF) // release the pipe now, not at the next read
 			}
-			return n, nil
+			return b, n, nil
 		}
 		switch {
 		case err == nil:
@@ -285,7 +294,7 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 		case errors.Is(err, os.ErrDeadlineExceeded) && s.drainOnly.Load():
 			continue // woken by processGone
 		case ctx.Err() != nil && err == ctx.Err():
-			return 0, err // the Stream stays usable
+			return b, 0, err // the Stream stays usable
 		case s.pty && errors.Is(err, syscall.EIO):
 			// Every user of the terminal closed it, but its session
 			// leader may not have exited yet: closing the master now
@@ -295,15 +304,15 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 			if s.gone.Load() {
 				s.closeFile()
 			}
-			return 0, io.EOF
+			return b, 0, io.EOF
 		case err == io.EOF:
 		case errors.Is(err, os.ErrClosed):
-			return 0, s.ended() // Close raced the read; report it as Close's error
+			return b, 0, s.ended() // Close raced the read; report it as Close's error
 		default:
 			err = fmt.Errorf("netrunner: %s: %w", s.name, err)
 		}
 		s.setEnd(err)
-		return 0, err
+		return b, 0, err
 	}
 }
 
