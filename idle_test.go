@@ -76,3 +76,32 @@ func nextUntilEnd(ctx context.Context, p *Process) {
 		}
 	}
 }
+
+// A running process that writes nothing costs one goroutine, its
+// supervisor: its stderr tail has no drainer until stderr has data. The
+// stderr it does write still reaches the ExitError.
+func TestIdleProcessOneGoroutine(t *testing.T) {
+	const procs = 32
+	warmUp(t)
+	ctx := testCtx(t)
+	before := runtime.NumGoroutine()
+	ps := make([]*Process, procs)
+	for i := range ps {
+		ps[i] = start(t, ctx, Command("sleep", "60"))
+	}
+	// Besides one per process: the fork thread's, and the one waiting for
+	// every stderr tail.
+	if n := runtime.NumGoroutine() - before; n > procs+2 {
+		t.Errorf("%d idle processes run %d more goroutines; want at most %d", procs, n, procs+2)
+	}
+	late := start(t, ctx, sh("sleep 0.2; echo late >&2; exit 3"))
+	err := late.Wait(ctx)
+	if e := exitErr(t, err); string(e.Stderr) != "late\n" {
+		t.Errorf("ExitError.Stderr = %q, want %q", e.Stderr, "late\n")
+	}
+	for _, p := range ps {
+		p.Kill()
+		<-p.Done()
+	}
+	goroutinesBack(t, before, "after the idle processes were killed")
+}

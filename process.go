@@ -33,6 +33,7 @@ type Process struct {
 	lastIn     atomic.Int32 // the last byte written to stdin; -1: none yet
 
 	stderrTail *tail
+	drainWait  *readableWait // until the stderr tail's drainer starts
 	drained    chan struct{} // closed when the stderr tail is complete
 
 	bytesIn, bytesOut, bytesErr, reads, writes atomic.Int64
@@ -95,11 +96,8 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 	}
 	p.drained = make(chan struct{})
 	if drainer != nil {
-		go func() {
-			defer close(p.drained)
-			// To the end, past ctx: the tail is for the ExitError.
-			drainer.writeTo(context.Background(), p.stderrTail)
-		}()
+		// No goroutine until stderr has something: see lazydrain_linux.go.
+		p.drainWait = onReadable(s.stderr, func() { p.drainStderr(drainer) })
 	} else {
 		close(p.drained)
 	}
@@ -112,6 +110,15 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 	p.watch(ctx)
 	go p.supervise(drainer)
 	return p
+}
+
+// drainStderr keeps the stderr tail until the end of stderr, past the
+// Start context: the tail is for the ExitError.
+func (p *Process) drainStderr(s *Stream) {
+	defer close(p.drained)
+	if s.ended() == nil {
+		s.writeTo(context.Background(), p.stderrTail)
+	}
 }
 
 // watch ties the process to ctx: when ctx ends first, the process is stopped.
@@ -146,6 +153,9 @@ func (p *Process) supervise(drainer *Stream) {
 		if s != nil {
 			s.processGone()
 		}
+	}
+	if p.drainWait.cancel() {
+		p.drainStderr(drainer) // what the pipe holds now, without waiting
 	}
 	<-p.drained
 	p.unwatch()

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package netrunner
+
+import "os"
+
+// readableWait: without Linux's epoll set of this package's, a stderr
+// tail's drainer starts with the process (see lazydrain_linux.go).
+type readableWait struct{}
+
+func onReadable(_ *os.File, start func()) *readableWait {
+	go start()
+	return nil
+}
+
+func (*readableWait) cancel() bool { return false }
