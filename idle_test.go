@@ -84,6 +84,7 @@ func TestIdleProcessOneGoroutine(t *testing.T) {
 	const procs = 32
 	warmUp(t)
 	ctx := testCtx(t)
+	waitSettled(t)
 	before := runtime.NumGoroutine()
 	ps := make([]*Process, procs)
 	for i := range ps {
@@ -103,5 +104,36 @@ func TestIdleProcessOneGoroutine(t *testing.T) {
 		p.Kill()
 		<-p.Done()
 	}
+	// Within lingerIdle, the goroutines kept for the next processes go too.
 	goroutinesBack(t, before, "after the idle processes were killed")
+}
+
+// Processes that end with nothing on stderr, the common case, start no
+// drainer, and leave no goroutine once lingerIdle has passed.
+func TestQuietProcessesLeaveNoGoroutine(t *testing.T) {
+	warmUp(t)
+	ctx := testCtx(t)
+	waitSettled(t)
+	before := runtime.NumGoroutine()
+	for range 20 {
+		if _, err := Command("true").Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goroutinesBack(t, before, "after 20 runs of true")
+}
+
+// waitSettled waits until the goroutines kept for lingerIdle after the last
+// process are gone: the fork thread's and the one waiting for stderr tails.
+func waitSettled(t *testing.T) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "the lingering goroutines to end", func() bool {
+		forkThread.mu.Lock()
+		forking := forkThread.jobs != nil
+		forkThread.mu.Unlock()
+		readableWaits.mu.Lock()
+		waiting := readableWaits.running
+		readableWaits.mu.Unlock()
+		return !forking && !waiting
+	})
 }

@@ -16,7 +16,8 @@ import (
 // the runtime poller watches, and starts a process's drainer once its stderr
 // turns readable (data, or the end of the pipe). The set is made once, like
 // the poller's own; the goroutine ends when nothing has been waited for
-// during lingerIdle.
+// during lingerIdle. A pipe that ends without data (the common exit) needs
+// no drainer at all: start learns it and returns at once.
 var readableWaits struct {
 	mu      sync.Mutex
 	ep      *os.File // the epoll set, never closed once made
@@ -35,16 +36,18 @@ const lingerIdle = 100 * time.Millisecond
 // A readableWait is one file waited for.
 type readableWait struct {
 	id    uint64
-	start func()
+	start func(ended bool)
 }
 
-// onReadable runs start in a goroutine of its own once f is readable, or at
-// once when f cannot be waited for. The caller keeps f open until cancel
+// onReadable calls start once f is readable, or at once when f cannot be
+// waited for: in a goroutine of its own, or, with ended true, on the
+// waiting goroutine, when f is a pipe at its end with nothing left to read
+// (start must then return at once). The caller keeps f open until cancel
 // reports that start will not run, or start ran.
-func onReadable(f *os.File, start func()) *readableWait {
+func onReadable(f *os.File, start func(ended bool)) *readableWait {
 	w := &readableWait{start: start}
 	if err := w.register(f); err != nil {
-		go start()
+		go start(false)
 		return nil
 	}
 	return w
@@ -140,20 +143,26 @@ func waitReadable() {
 		}
 		return n > 0 || err != nil
 	}
-	var starts []func()
+	var starts, ends []func(bool)
 	for {
 		n = 0
 		err := rw.rc.Read(ready)
-		starts = starts[:0]
+		starts, ends = starts[:0], ends[:0]
 		rw.mu.Lock()
 		for _, ev := range events[:max(n, 0)] {
 			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 			if w := rw.waits[id]; w != nil {
 				delete(rw.waits, id)
-				starts = append(starts, w.start)
+				// Hung up with nothing to read: every writer is gone
+				// and none can come back.
+				if ev.Events&(unix.EPOLLIN|unix.EPOLLERR) == 0 {
+					ends = append(ends, w.start)
+				} else {
+					starts = append(starts, w.start)
+				}
 			}
 		}
-		if len(starts) > 0 && len(rw.waits) == 0 {
+		if len(starts)+len(ends) > 0 && len(rw.waits) == 0 {
 			rw.idle.Reset(lingerIdle)
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -165,8 +174,11 @@ func waitReadable() {
 			}
 		}
 		rw.mu.Unlock()
+		for _, end := range ends {
+			end(true)
+		}
 		for _, start := range starts {
-			go start()
+			go start(false)
 		}
 	}
 }

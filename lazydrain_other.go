@@ -8,8 +8,8 @@ import "os"
 // tail's drainer starts with the process (see lazydrain_linux.go).
 type readableWait struct{}
 
-func onReadable(_ *os.File, start func()) *readableWait {
-	go start()
+func onReadable(_ *os.File, start func(ended bool)) *readableWait {
+	go start(false)
 	return nil
 }
 

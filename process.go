@@ -3,6 +3,7 @@ package netrunner
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -97,7 +98,7 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 	p.drained = make(chan struct{})
 	if drainer != nil {
 		// No goroutine until stderr has something: see lazydrain_linux.go.
-		p.drainWait = onReadable(s.stderr, func() { p.drainStderr(drainer) })
+		p.drainWait = onReadable(s.stderr, func(ended bool) { p.drainStderr(drainer, ended) })
 	} else {
 		close(p.drained)
 	}
@@ -113,10 +114,13 @@ func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, c
 }
 
 // drainStderr keeps the stderr tail until the end of stderr, past the
-// Start context: the tail is for the ExitError.
-func (p *Process) drainStderr(s *Stream) {
+// Start context: the tail is for the ExitError. ended: stderr is at its
+// end already, with nothing in it.
+func (p *Process) drainStderr(s *Stream, ended bool) {
 	defer close(p.drained)
-	if s.ended() == nil {
+	if ended {
+		s.setEnd(io.EOF)
+	} else if s.ended() == nil {
 		s.writeTo(context.Background(), p.stderrTail)
 	}
 }
@@ -155,7 +159,7 @@ func (p *Process) supervise(drainer *Stream) {
 		}
 	}
 	if p.drainWait.cancel() {
-		p.drainStderr(drainer) // what the pipe holds now, without waiting
+		p.drainStderr(drainer, false) // what the pipe holds now, without waiting
 	}
 	<-p.drained
 	p.unwatch()
