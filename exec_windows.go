@@ -20,7 +20,7 @@ const maxSignal = syscall.SIGTERM
 var errNoWindowsStart = fmt.Errorf("starting processes on windows: %w", ErrUnsupported)
 
 func (c *Cmd) validatePlatform() error {
-	return fmt.Errorf("netrunner: %q: %w", c.name(), errNoWindowsStart)
+	return commandError(c.name(), "", errNoWindowsStart)
 }
 
 type leader struct{ pid int }
@@ -29,26 +29,16 @@ func spawn(string, []string, []string, string, []uintptr, bool, *cgroup, *foregr
 	return nil, errNoWindowsStart
 }
 
-func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.Rusage, error)) {
+func (l *leader) wait(mu *sync.Mutex, exited func(exitStatus, error)) {
 	mu.Lock()
 	defer mu.Unlock()
-	reaped(syscall.WaitStatus{}, nil, errNoWindowsStart)
+	exited(exitStatus{}, errNoWindowsStart)
 }
 
-func (l *leader) signal(syscall.Signal) error { return errNoWindowsStart }
+func (l *leader) signalGroup(syscall.Signal) error { return errNoWindowsStart }
+
+func (l *leader) endLeftovers(time.Duration, <-chan struct{}) {}
 
 func (l *leader) release() {}
 
-func killGroup(int, syscall.Signal) error { return errNoWindowsStart }
-
-func endLeftovers(int, time.Duration, <-chan struct{}) {}
-
 func maxRSSBytes(*syscall.Rusage) int64 { return 0 }
-
-func pipeCloexec(*[2]int) error { return errNoWindowsStart }
-
-func setPipeSize(int, int) error { return fmt.Errorf("PipeSize: %w", ErrUnsupported) }
-
-func growPipe(int) {}
-
-func pipeBuffered(int) (int, error) { return 0, errNoWindowsStart }
