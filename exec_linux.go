@@ -130,6 +130,9 @@ func (l *leader) wait(mu *sync.Mutex, exited func(exitStatus, error)) {
 	}
 }
 
+// exitFile is the leader's pidfd, readable once it has exited.
+func (l *leader) exitFile() *os.File { return l.pidfd }
+
 // signalGroup signals the leader's group, or the leader alone, through its
 // pidfd, when it has left its group (setpgid, setsid).
 func (l *leader) signalGroup(sig syscall.Signal) error {

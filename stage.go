@@ -120,7 +120,7 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 	}
 	st.drained = make(chan struct{})
 	if drainer != nil {
-		// No goroutine until stderr has something: see lazydrain_linux.go.
+		// No goroutine until stderr has something: see readable_linux.go.
 		st.drainWait = onReadable(s.stderr, func(ended bool) { st.drainStderr(drainer, ended) })
 	} else {
 		close(st.drained)
@@ -139,8 +139,25 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 		st.stop()
 	})
 	p.stages[i] = st // before supervise can end: see Process.stageDone
-	go st.supervise(drainer)
+	if ef, ok := ch.(exitFiler); ok {
+		// Supervised from its exit on: until then, no goroutine.
+		onReadable(ef.exitFile(), func(onWaiter bool) {
+			if onWaiter {
+				go st.supervise(drainer)
+			} else {
+				st.supervise(drainer)
+			}
+		})
+	} else {
+		go st.supervise(drainer)
+	}
 	return st
+}
+
+// An exitFiler is a child with a file that turns readable once it has
+// exited (a pidfd), which one goroutine can wait for along with others'.
+type exitFiler interface {
+	exitFile() *os.File
 }
 
 // supervise waits for the child, ends what is left of its group, and then

@@ -5,7 +5,7 @@ package netrunner
 import "os"
 
 // readableWait: without Linux's epoll set of this package's, a stderr
-// tail's drainer starts with the process (see lazydrain_linux.go).
+// tail's drainer starts with the process (see readable_linux.go).
 type readableWait struct{}
 
 func onReadable(_ *os.File, start func(ended bool)) *readableWait {

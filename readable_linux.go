@@ -10,11 +10,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A process's stderr tail (StderrTail) needs a goroutine only while stderr
-// has something to read, and most programs write nothing there. So one
-// goroutine waits for all of them, on an epoll set of this package's that
-// the runtime poller watches, and starts a process's drainer once its stderr
-// turns readable (data, or the end of the pipe). The set is made once, like
+// A running process needs no goroutine of its own while it runs and writes
+// nothing to its stderr tail (StderrTail), which is what most processes do
+// most of the time. So one goroutine waits for all of them, on an epoll set
+// of this package's that the runtime poller watches: a process's
+// supervision starts once its pidfd says it has exited, and its stderr
+// tail's drainer once its stderr turns readable (data, or the end of the
+// pipe). The set is made once, like
 // the poller's own; the goroutine ends when nothing has been waited for
 // during lingerIdle. A pipe that ends without data (the common exit) needs
 // no drainer at all: start learns it and returns at once.
