@@ -25,7 +25,7 @@ import (
 )
 
 const (
-	defaultPattern = "^Benchmark(Stream|WriteTo|Spawn|RoundTrip|AllocsPerChunk|Concurrent|Heap1GiB)$"
+	defaultPattern = "^Benchmark(Stream|WriteTo|Spawn|RoundTrip|AllocsPerChunk|Concurrent|Heap1GiB|Idle)$"
 	chunkSize      = 64 << 10 // the default ChunkSize
 )
 
@@ -49,6 +49,11 @@ var rows = []row{
 	{"spawn: Start+Wait true vs exec Run", "Spawn/netrunner-start-wait", "Spawn/os-exec-run", "ns/op", "", 0.9, true},
 	{"spawn: interleaved, same ops", "Spawn/interleaved", "Spawn/interleaved", "netrunner-ns/spawn", "os-exec-ns/spawn", 0.9, true},
 	{"spawn: Cmd.Run true vs exec Run", "Spawn/netrunner-run", "Spawn/os-exec-run", "ns/op", "", 0, false},
+	{"spawn: Cmd.Run, interleaved", "Spawn/interleaved-run", "Spawn/interleaved-run", "netrunner-ns/run", "os-exec-ns/run", 1.0, true},
+	{"spawn: Start alone, interleaved", "Spawn/interleaved-start", "Spawn/interleaved-start", "netrunner-ns/start", "os-exec-ns/start", 1 / 1.1, true},
+	{"spawn: Run x1 at once", "Spawn/parallel/1", "Spawn/parallel/1", "netrunner-ns/op", "os-exec-ns/op", 0, false},
+	{"spawn: Run x8 at once", "Spawn/parallel/8", "Spawn/parallel/8", "netrunner-ns/op", "os-exec-ns/op", 0, false},
+	{"spawn: Run x64 at once", "Spawn/parallel/64", "Spawn/parallel/64", "netrunner-ns/op", "os-exec-ns/op", 0, false},
 	{"round trip 1 byte via cat", "RoundTrip/netrunner", "RoundTrip/os-exec", "ns/op", "", 0.9, true},
 	{"round trip: interleaved, same ops", "RoundTrip/interleaved", "RoundTrip/interleaved", "netrunner-ns/trip", "os-exec-ns/trip", 0.9, true},
 	{"1000 procs x 1 MiB, errgroup", "Concurrent/1000x1MiB/netrunner-next", "Concurrent/1000x1MiB/os-exec-copy", "MB/s", "", 0, false},
@@ -60,6 +65,11 @@ var rows = []row{
 	{"heap growth, 1 GiB via Next (demand 1)", "Heap1GiB/netrunner-next", "Heap1GiB/os-exec-copy", "heap-growth-B", "", 1*chunkSize + 1<<20, true},
 	{"heap growth, 1 GiB via Next, Background", "Heap1GiB/netrunner-next-background-ctx", "Heap1GiB/os-exec-copy", "heap-growth-B", "", 1*chunkSize + 1<<20, true},
 	{"heap growth, 1 GiB via Request(16)/C", "Heap1GiB/netrunner-request16", "Heap1GiB/os-exec-copy", "heap-growth-B", "", 16*chunkSize + 1<<20, true},
+	{"idle: heap B/proc, no consumer", "Idle/netrunner", "Idle/os-exec", "heap-B/proc", "", 0, false},
+	{"idle: heap B/proc, parked in Next", "Idle/netrunner-parked-next", "Idle/os-exec-parked-read", "heap-B/proc", "", 16 << 10, true},
+	{"idle: heap+stack B/proc, parked", "Idle/netrunner-parked-next", "Idle/os-exec-parked-read", "mem-B/proc", "", 0, false},
+	{"idle: goroutines/proc, no consumer", "Idle/netrunner", "Idle/os-exec", "goroutines/proc", "", 0, false},
+	{"idle: fds/proc, no consumer", "Idle/netrunner", "Idle/os-exec", "fds/proc", "", 0, false},
 }
 
 func main() {
