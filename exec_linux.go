@@ -20,9 +20,10 @@ const maxSignal = 64
 // process that reuses the pid, and the pidfd turns readable when the child
 // exits, so the runtime poller, not a blocked thread, waits for the exit.
 type leader struct {
-	pid   int
-	pidfd *os.File
-	tty   *foreground // the terminal lent to the child, if it was
+	pid    int
+	pidfd  *os.File
+	tty    *foreground // the terminal lent to the child, if it was
+	thread *forkThread // the thread that forked it, kept until it is reaped
 }
 
 // validatePlatform checks what only Linux has: cgroups.
@@ -49,7 +50,7 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}
 	var pid int
 	var err error
-	onForkThread(func() {
+	thread := onForkThread(func() {
 		pid, _, err = syscall.StartProcess(path, argv, attr)
 		if cg != nil && (err == syscall.ENOSYS || err == syscall.E2BIG || err == syscall.EINVAL) {
 			// An older kernel: spawn, then move the child in.
@@ -82,10 +83,10 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 			syscall.Wait4(pid, &ws, 0, nil)
 			unix.Close(pidfd)
 		}
-		forkReleased()
+		thread.released()
 		return nil, err
 	}
-	return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd"), tty: tty}, nil
+	return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd"), tty: tty, thread: thread}, nil
 }
 
 // wait blocks until the leader has exited, then reaps it and calls exited
@@ -161,7 +162,7 @@ func (l *leader) endLeftovers(grace time.Duration, killNow <-chan struct{}) {
 func (l *leader) release() {
 	watchdog.ForgetGroup(l.pid)
 	l.pidfd.Close()
-	forkReleased()
+	l.thread.released()
 }
 
 func maxRSSBytes(ru *syscall.Rusage) int64 { return int64(ru.Maxrss) << 10 } // KiB on Linux; int32 on 32-bit

@@ -2,6 +2,7 @@ package netrunner
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 )
@@ -11,66 +12,105 @@ import (
 // program died then, the child would be an orphan nobody kills. So every
 // child is forked with Pdeathsig (SIGKILL): the kernel kills it when the
 // thread that forked it exits. In Go a thread exits only when a goroutine
-// locked to it ends (golang/go#27505), so the forks run on one goroutine
-// that stays locked to its thread while any child it forked is unreaped;
-// then the signal comes only with the program's death. Once no child has
-// been left for lingerIdle, the goroutine unlocks and ends, and no goroutine
-// is kept for nothing; until then, processes started one after the other
-// reuse it rather than each start a goroutine and lock a thread.
-// syscall.ForkLock serialises forks anyway, so one thread costs no
-// parallelism.
-var forkThread struct {
-	mu   sync.Mutex
-	live int         // children forked on the thread and not yet released
-	jobs chan func() // nil while no goroutine holds the thread
+// locked to it ends (golang/go#27505), so the forks run on fork threads:
+// goroutines that stay locked to their thread while any child they forked
+// is unreaped; then the signal comes only with the program's death. Once a
+// fork thread has had no child for lingerIdle, its goroutine unlocks and
+// ends, and no goroutine is kept for nothing; until then, processes started
+// one after the other reuse it rather than each start a goroutine and lock
+// a thread.
+//
+// syscall.ForkLock serialises the forks themselves, but a fork thread also
+// registers each child with the watchdog, which wakes the watchdog, and
+// hands the result back; measured with 8 Runs at once on 2 cores, one
+// thread for all made them queue there. So up to maxForkThreads exist: a
+// fork goes to one that is not forking, while there is one.
+var forkThreads struct {
+	mu  sync.Mutex
+	all []*forkThread
+}
+
+// maxForkThreads bounds the threads kept locked for forks.
+const maxForkThreads = 4
+
+// A forkThread is one goroutine locked to its thread, and its children.
+type forkThread struct {
+	jobs chan func()
+	live int         // children forked here and not yet released; under forkThreads.mu
+	busy int         // forks sent here and not yet done; under forkThreads.mu
 	idle *time.Timer // lets the thread go after lingerIdle without a child
 }
 
-// onForkThread runs fork on the fork thread and counts one child; the
-// caller calls forkReleased once that child is reaped, or at once if the
-// fork failed.
-func onForkThread(fork func()) {
-	forkThread.mu.Lock()
-	if forkThread.jobs == nil {
-		forkThread.jobs = make(chan func())
-		go forkLoop(forkThread.jobs)
+// onForkThread runs fork on a fork thread and counts one child there; the
+// caller calls released on the thread returned once that child is reaped,
+// or at once if the fork failed.
+func onForkThread(fork func()) *forkThread {
+	ft := &forkThreads
+	ft.mu.Lock()
+	t := pickForkThread()
+	t.busy++
+	if t.live++; t.live == 1 && t.idle != nil {
+		t.idle.Stop()
 	}
-	if forkThread.live++; forkThread.live == 1 && forkThread.idle != nil {
-		forkThread.idle.Stop()
-	}
-	jobs := forkThread.jobs
-	forkThread.mu.Unlock()
+	ft.mu.Unlock()
 	done := make(chan struct{})
-	jobs <- func() {
+	t.jobs <- func() {
 		defer close(done)
 		fork()
 	}
 	<-done
+	ft.mu.Lock()
+	t.busy--
+	ft.mu.Unlock()
+	return t
 }
 
-// forkReleased says a child forked on the thread is reaped (or was never
-// made); lingerIdle after the last one, the thread goes.
-func forkReleased() {
-	forkThread.mu.Lock()
-	defer forkThread.mu.Unlock()
-	if forkThread.live--; forkThread.live > 0 {
+// pickForkThread returns a thread that is not forking, a new one while
+// there are fewer than maxForkThreads, or else the least busy.
+func pickForkThread() *forkThread {
+	ft := &forkThreads
+	var least *forkThread
+	for _, t := range ft.all {
+		if t.busy == 0 {
+			return t
+		}
+		if least == nil || t.busy < least.busy {
+			least = t
+		}
+	}
+	if least != nil && len(ft.all) >= maxForkThreads {
+		return least
+	}
+	t := &forkThread{jobs: make(chan func())}
+	ft.all = append(ft.all, t)
+	go forkLoop(t.jobs)
+	return t
+}
+
+// released says a child forked on t is reaped (or was never made);
+// lingerIdle after its last one, the thread goes.
+func (t *forkThread) released() {
+	ft := &forkThreads
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	if t.live--; t.live > 0 {
 		return
 	}
-	if forkThread.idle == nil {
-		forkThread.idle = time.AfterFunc(lingerIdle, endForkThread)
+	if t.idle == nil {
+		t.idle = time.AfterFunc(lingerIdle, t.end)
 	} else {
-		forkThread.idle.Reset(lingerIdle)
+		t.idle.Reset(lingerIdle)
 	}
 }
 
-// endForkThread lets the fork thread go if no child came since the last
-// one was released.
-func endForkThread() {
-	forkThread.mu.Lock()
-	defer forkThread.mu.Unlock()
-	if forkThread.live == 0 && forkThread.jobs != nil {
-		close(forkThread.jobs)
-		forkThread.jobs = nil
+// end lets the thread go if no child came since the last one was released.
+func (t *forkThread) end() {
+	ft := &forkThreads
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	if i := slices.Index(ft.all, t); i >= 0 && t.live == 0 {
+		ft.all = slices.Delete(ft.all, i, i+1)
+		close(t.jobs)
 	}
 }
 

@@ -19,9 +19,9 @@ func TestIdleProcessNoGoroutine(t *testing.T) {
 	for i := range ps {
 		ps[i] = start(t, ctx, Command("sleep", "60"))
 	}
-	// The fork thread's, and the one waiting for them all.
-	if n := runtime.NumGoroutine() - before; n > 2 {
-		t.Errorf("%d idle processes run %d more goroutines; want at most 2", procs, n)
+	// The fork threads', and the one waiting for them all.
+	if n := runtime.NumGoroutine() - before; n > maxForkThreads+1 {
+		t.Errorf("%d idle processes run %d more goroutines; want at most %d", procs, n, maxForkThreads+1)
 	}
 	late := start(t, ctx, sh("sleep 0.2; echo late >&2; exit 3"))
 	err := late.Wait(ctx)
@@ -56,9 +56,9 @@ func TestQuietProcessesLeaveNoGoroutine(t *testing.T) {
 func waitSettled(t *testing.T) {
 	t.Helper()
 	waitFor(t, 5*time.Second, "the lingering goroutines to end", func() bool {
-		forkThread.mu.Lock()
-		forking := forkThread.jobs != nil
-		forkThread.mu.Unlock()
+		forkThreads.mu.Lock()
+		forking := len(forkThreads.all) > 0
+		forkThreads.mu.Unlock()
 		readableWaits.mu.Lock()
 		waiting := readableWaits.running
 		readableWaits.mu.Unlock()
