@@ -386,10 +386,16 @@ func execSpawn(context.Context) error { return exec.Command("true").Run() }
 // watchdog checking the child is the program's). CPU, getrusage: 1.4-1.8
 // ms per Run against 0.7-1.3 ms, and the watchdog 0.3-0.5 ms more.
 //
-// Interleaved, netrunner time / os/exec time (median of -count 3, lower is
-// better): Run 0.94 (was 1.10 before this work, in the same conditions);
-// Start alone 1.19-1.34 (was 1.16-1.45); 8 Runs at once 0.95-1.05 (was
-// 0.73-0.89 with one fork thread). Commands:
+// Interleaved, netrunner time / os/exec time per round (lower is better;
+// the machine's load moved figures by 2x between runs, so each run is
+// listed): Run of true 0.95 and 1.23 before this work; after it 1.04,
+// 0.93, 0.91 in one run and 0.99, 1.10, 1.50 in another. Start alone 1.45
+// and 1.16 before; after 1.21, 1.08, 1.19, then 1.38, 1.34, 1.28, then
+// 0.46, 0.99, 1.11. 8 Runs at once: 1.00 and 0.88 before; 1.33, 1.12, 1.37
+// with one lingering fork thread; 1.05, 0.96, then 0.81, 1.15, 1.07 with up
+// to 4. The hand-offs to and from the fork thread and the watchdog's wake-up
+// (together 200-350 µs here) are what Start still costs beyond os/exec.
+// Commands:
 //
 //	go test -run '^$' -bench 'Spawn/(interleaved|parallel)' -count 3 .
 //	go test -run '^$' -bench 'Spawn/netrunner-run' -cpuprofile cpu.out .
