@@ -34,9 +34,10 @@ import (
 // like an http.Response.Body, close a Stream you stop reading early.
 //
 // A Stream is safe for concurrent use; reads are serialised, so each chunk
-// goes to exactly one caller. Next reuses one buffer, so it serves one
-// consuming goroutine at a time: several consumers share a Stream through
-// Read (each with its own buffer) or through C.
+// goes to exactly one caller. Next's chunk is valid only until its next
+// call, so it serves one consuming goroutine at a time: several consumers
+// share a Stream through Read (each with its own buffer) or through C. A
+// Next or a Request waiting for output holds no chunk buffer.
 type Stream struct {
 	name      string // e.g. "cat: stdout", for errors
 	file      *os.File
@@ -102,7 +103,8 @@ func newStream(ctx context.Context, name string, f *os.File, chunkSize int, pty 
 // that is already done gets its error, not what the pipe still holds.
 //
 // The slice is Next's own buffer, valid until the next call of Next on this
-// Stream by any goroutine: Next serves one consuming goroutine at a time.
+// Stream by any goroutine (which may hand the buffer to another Stream
+// while it waits): Next serves one consuming goroutine at a time.
 // Goroutines that consume one Stream together use Read, each with its own
 // buffer, or Request and C, where each chunk is the receiver's.
 func (s *Stream) Next(ctx context.Context) ([]byte, error) {
