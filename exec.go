@@ -293,7 +293,7 @@ var errStdinNotPipe = fmt.Errorf("stdin comes from Cmd.Stdin: %w", ErrStdinClose
 
 // isQuietPipeEnd reports errors that only mean the other end went away.
 func isQuietPipeEnd(err error) bool {
-	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed)
+	return isBrokenPipe(err) || errors.Is(err, os.ErrClosed)
 }
 
 // isOpen reports whether f has not been closed, without touching its

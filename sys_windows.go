@@ -11,13 +11,7 @@ import (
 
 func closeFD(fd int) error { return syscall.CloseHandle(syscall.Handle(fd)) }
 
-// setNonblock has nothing to do: a Windows pipe is not switched to
-// nonblocking mode, it is opened for overlapped I/O.
-func setNonblock(int) error { return nil }
-
-func readFD(fd int, b []byte) (int, error) { return syscall.Read(syscall.Handle(fd), b) }
-
-// sigCONT has no Windows counterpart; nothing is started there yet.
+// sigCONT has no Windows counterpart; signal 0 does nothing.
 const sigCONT syscall.Signal = 0
 
 // pollReadable is only asked of terminals, which Windows does not have here.

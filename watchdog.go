@@ -15,8 +15,11 @@ import (
 // watchdog (c-shared, c-archive, plugin: the executable is the host
 // program), or the program opted out with DisableWatchdog or the
 // netrunner_nowatchdog build tag, or it runs in secure-execution mode
-// (setuid, setgid, file capabilities). Off Linux the error wraps
-// ErrUnsupported.
+// (setuid, setgid, file capabilities). On windows it is always nil: each
+// child runs in a job object that only this program holds and that kills
+// every process in it when the program dies, even by TerminateProcess, so
+// no watchdog is needed (nor turned off by DisableWatchdog). On the other
+// systems the error wraps ErrUnsupported.
 //
 // On Linux the first Start launches the watchdog, a copy of the program
 // re-executed from /proc/self/exe (named "netrunner-watch" in ps -e) that

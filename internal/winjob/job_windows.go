@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -98,10 +99,7 @@ func create(a *Attr) (*windows.ProcessInformation, error) {
 			return nil, err
 		}
 	}
-	env, err := envBlock(a.Env)
-	if err != nil {
-		return nil, err
-	}
+	env := envBlock(a.Env)
 
 	// The child's copies of its standard handles, inheritable, made for
 	// this spawn and closed after it.
@@ -156,35 +154,34 @@ func create(a *Attr) (*windows.ProcessInformation, error) {
 var ErrNotFound = errors.New("program not found")
 
 // envBlock makes the environment block CreateProcess takes: each entry
-// ends with a NUL, and the block with another. SYSTEMROOT is added from
-// this process's environment when env lacks it, as os/exec does: without
-// it, much of Windows fails in the child (sockets, for one).
-func envBlock(env []string) (*uint16, error) {
-	var b strings.Builder
-	hasRoot := false
-	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); strings.EqualFold(k, "SYSTEMROOT") {
-			hasRoot = true
-		}
+// ends with a NUL, and the block with another. As with os/exec, a later
+// entry replaces an earlier one of the same name, compared without regard
+// to case as Windows does (Windows itself would keep the first), and
+// SYSTEMROOT is added from this process's environment when env lacks it:
+// without it, much of Windows fails in the child (sockets, for one).
+func envBlock(env []string) *uint16 {
+	last := make(map[string]int, len(env))
+	for i, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		last[strings.ToUpper(k)] = i
 	}
-	if !hasRoot {
+	if _, ok := last["SYSTEMROOT"]; !ok {
 		if root, ok := os.LookupEnv("SYSTEMROOT"); ok {
 			env = append(env[:len(env):len(env)], "SYSTEMROOT="+root)
+			last["SYSTEMROOT"] = len(env) - 1
 		}
 	}
-	for _, kv := range env {
-		b.WriteString(kv)
-		b.WriteByte(0)
+	var block []uint16
+	for i, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); last[strings.ToUpper(k)] == i {
+			block = append(append(block, utf16.Encode([]rune(kv))...), 0)
+		}
 	}
-	if len(env) == 0 {
-		b.WriteByte(0)
+	if len(block) == 0 {
+		block = append(block, 0)
 	}
-	b.WriteByte(0)
-	u, err := windows.UTF16FromString(b.String())
-	if err != nil {
-		return nil, err
-	}
-	return &u[0], nil
+	block = append(block, 0)
+	return &block[0]
 }
 
 // Wait blocks the calling thread until the program has exited.
