@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,6 +24,9 @@ type leader struct {
 	pidfd *os.File
 	tty   *foreground // the terminal lent to the child, if it was
 }
+
+// validatePlatform checks what only Linux has: cgroups.
+func (c *Cmd) validatePlatform() error { return c.validateCgroup() }
 
 func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, cg *cgroup, tty *foreground) (*leader, error) {
 	pidfd := -1
@@ -84,16 +88,16 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 	return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd"), tty: tty}, nil
 }
 
-// wait blocks until the leader has exited, then reaps it and calls reaped
+// wait blocks until the leader has exited, then reaps it and calls exited
 // with its status, all under mu, so that a group signal sent under mu never
 // follows the reaping. Then a terminal lent to the child goes back.
-func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.Rusage, error)) {
+func (l *leader) wait(mu *sync.Mutex, exited func(exitStatus, error)) {
 	defer l.tty.handBack(l.pid)
 	rc, err := l.pidfd.SyscallConn()
 	if err != nil {
 		mu.Lock()
 		defer mu.Unlock()
-		reaped(0, nil, err)
+		exited(exitStatus{}, err)
 		return
 	}
 	var ws syscall.WaitStatus
@@ -107,10 +111,10 @@ func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.R
 			case err == syscall.EINTR:
 				continue
 			case err != nil:
-				reaped(0, nil, err)
+				exited(exitStatus{}, err)
 				return true
 			case pid == l.pid:
-				reaped(ws, &ru, nil)
+				exited(exitOf(ws, &ru), nil)
 				return true
 			}
 			return false // still running: park until the pidfd is readable
@@ -122,12 +126,17 @@ func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.R
 		_, werr := syscall.Wait4(l.pid, &ws, 0, &ru)
 		mu.Lock()
 		defer mu.Unlock()
-		reaped(ws, &ru, werr)
+		exited(exitOf(ws, &ru), werr)
 	}
 }
 
-// signal signals the leader alone, through its pidfd.
-func (l *leader) signal(sig syscall.Signal) error {
+// signalGroup signals the leader's group, or the leader alone, through its
+// pidfd, when it has left its group (setpgid, setsid).
+func (l *leader) signalGroup(sig syscall.Signal) error {
+	err := syscall.Kill(-l.pid, sig)
+	if err != syscall.ESRCH {
+		return err
+	}
 	rc, err := l.pidfd.SyscallConn()
 	if err != nil {
 		return err
@@ -139,6 +148,10 @@ func (l *leader) signal(sig syscall.Signal) error {
 	return serr
 }
 
+func (l *leader) endLeftovers(grace time.Duration, killNow <-chan struct{}) {
+	endGroup(l.pid, grace, killNow)
+}
+
 // release ends what spawn began, once the leader is reaped and its group
 // is gone: the watchdog forgets the group, the pidfd closes, and the fork
 // thread may go.
@@ -148,30 +161,4 @@ func (l *leader) release() {
 	forkReleased()
 }
 
-func killGroup(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }
-
 func maxRSSBytes(ru *syscall.Rusage) int64 { return int64(ru.Maxrss) << 10 } // KiB on Linux; int32 on 32-bit
-
-func setPipeSize(fd, size int) error {
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, size); err != nil {
-		return fmt.Errorf("PipeSize %d: %w", size, os.NewSyscallError("fcntl F_SETPIPE_SZ", err))
-	}
-	return nil
-}
-
-func pipeCloexec(fds *[2]int) error {
-	return os.NewSyscallError("pipe2", unix.Pipe2(fds[:], unix.O_CLOEXEC))
-}
-
-// hotPipeSize is what a hot stream's pipe grows to: 1 MiB triples the
-// throughput of a fast producer writing large blocks, measured on 2 cores,
-// and a stream that never runs hot never pays for it.
-const hotPipeSize = 1 << 20
-
-// growPipe enlarges a pipe whose reader keeps finding it full. Failure
-// (an unprivileged process past /proc/sys/fs/pipe-max-size) leaves the pipe
-// as it was.
-func growPipe(fd int) { unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, hotPipeSize) }
-
-// pipeBuffered returns how many bytes a pipe holds.
-func pipeBuffered(fd int) (int, error) { return unix.IoctlGetInt(fd, unix.TIOCINQ) }

@@ -2,9 +2,7 @@ package netrunner
 
 import (
 	"errors"
-	"fmt"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -14,12 +12,13 @@ import (
 )
 
 // Processes on Windows: each child runs in a job object of its own (see
-// internal/winjob), the counterpart of its process group there. Killing
-// terminates the job, which ends the child and all its descendants; Stop
-// asks first with CTRL_BREAK_EVENT to the child's console process group.
-// The job kills what is in it when its last handle closes, and only this
-// program holds that handle, so the program's death ends every child and
-// descendant: no watchdog process is needed.
+// internal/winjob), which stands for its process group. Killing terminates
+// the job, which ends the child and all its descendants; Stop asks first
+// with CTRL_BREAK_EVENT to the child's console process group. The job kills
+// what is in it when its last handle closes, and only this program holds
+// that handle, so the program's death ends every child and descendant: no
+// watchdog process is needed. exec_linux.go and exec_unix.go have the same
+// functions.
 
 // maxSignal is the highest signal number package syscall names on Windows.
 const maxSignal = syscall.SIGTERM
@@ -27,26 +26,27 @@ const maxSignal = syscall.SIGTERM
 func (c *Cmd) validatePlatform() error {
 	switch {
 	case c.PTY != nil:
-		return fmt.Errorf("netrunner: %q: PTY: %w", c.name(), ErrUnsupported)
+		return commandError(c.name(), "PTY", ErrUnsupported)
 	case c.Cgroup != "" || len(c.CgroupSettings) > 0:
-		return fmt.Errorf("netrunner: %q: Cgroup: %w", c.name(), ErrUnsupported)
+		return commandError(c.name(), "Cgroup", ErrUnsupported)
 	case c.PipeSize != 0:
-		return fmt.Errorf("netrunner: %q: PipeSize: %w", c.name(), ErrUnsupported)
+		return commandError(c.name(), "PipeSize", ErrUnsupported)
 	}
 	return nil
 }
 
-// leader is the child we started and its job. Its exit is awaited by a
-// goroutine blocked in WaitForSingleObject, one OS thread per running
-// child, as os/exec does on Windows. The process handle, held until
-// release, keeps the child's pid from being reused, so a CTRL_BREAK sent to
-// it cannot reach another program.
+// leader is the child we started and its job. Its exit is awaited by the
+// stage's supervising goroutine blocked in WaitForSingleObject, one OS
+// thread per running child, as os/exec has on Windows. The process handle,
+// held until release, keeps the child's pid from being reused, so a
+// CTRL_BREAK sent to its group cannot reach another program.
 type leader struct {
 	pid  int
 	proc *winjob.Process
 
-	exited     bool        // set under the stage's mu once wait saw the exit
-	terminated atomic.Bool // the job was terminated while the child ran
+	// Set under the stage's mu while the child runs, read by wait's exited
+	// under the same mu: how we ended it, to report as a signal.
+	terminated, interrupted bool
 }
 
 func spawn(path string, argv, env []string, dir string, files []uintptr, _ bool, _ *cgroup, _ *foreground) (*leader, error) {
@@ -58,42 +58,51 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, _ bool,
 		Stdio: [3]windows.Handle{windows.Handle(files[0]), windows.Handle(files[1]), windows.Handle(files[2])},
 	})
 	if errors.Is(err, winjob.ErrNotFound) {
-		return nil, syscall.ENOENT
+		return nil, syscall.ENOENT // start.go explains it
 	}
 	if err != nil {
 		return nil, err
 	}
-	l := &leader{pid: p.Pid, proc: p}
-	jobs.Store(l.pid, l)
-	return l, nil
+	return &leader{pid: p.Pid, proc: p}, nil
 }
 
-// wait blocks until the child has exited and calls reaped with its exit
-// code and CPU times, under mu.
-func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.Rusage, error)) {
+// statusControlCExit is the exit code of a console program that CTRL_BREAK
+// (or CTRL_C) ended through the default handler.
+const statusControlCExit = 0xC000013A
+
+// wait blocks until the child has exited and calls exited, under mu, with
+// its exit code, CPU times and peak working set. A child that our
+// termination ended is reported as killed by SIGKILL, one that our
+// CTRL_BREAK ended as interrupted by SIGINT, like signals on Unix.
+func (l *leader) wait(mu *sync.Mutex, exited func(exitStatus, error)) {
 	err := l.proc.Wait()
-	var ws syscall.WaitStatus
-	var ru syscall.Rusage
+	var e exitStatus
+	var code uint32
 	if err == nil {
-		ws.ExitCode, err = l.proc.ExitCode()
-	}
-	if err == nil {
-		user, system, terr := l.proc.Times()
-		if terr == nil {
-			ru.UserTime, ru.KernelTime = syscall.NsecToFiletime(user.Nanoseconds()), syscall.NsecToFiletime(system.Nanoseconds())
-		}
+		code, err = l.proc.ExitCode()
+		e.code = int(code)
+		// Not known on every system (Wine reports 0): left 0 then.
+		e.user, e.system, _ = l.proc.Times()
+		e.maxRSS, _ = l.proc.PeakWorkingSet()
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	l.exited = true
-	reaped(ws, &ru, err)
+	switch {
+	case err != nil:
+	case l.terminated && code == winjob.ExitKilled:
+		e.code, e.signal = -1, syscall.SIGKILL
+	case l.interrupted && code == statusControlCExit:
+		e.code, e.signal = -1, syscall.SIGINT
+	}
+	exited(e, err)
 }
 
-// signal maps sig onto the job: SIGKILL terminates it; SIGTERM and SIGINT
-// send CTRL_BREAK_EVENT to the child's console process group (SIGTERM
-// terminates the job instead when no console can carry it: there is no
-// other way to ask); 0 only checks. Other signals have no Windows meaning.
-func (l *leader) signal(sig syscall.Signal) error {
+// signalGroup maps sig onto the job: SIGKILL terminates it; SIGINT and
+// SIGTERM send CTRL_BREAK_EVENT to the child's console process group, and
+// SIGTERM terminates the job instead when no console can carry the event
+// (the program has none, or shares none with the child): Windows has no
+// other way to ask. Signal 0 only checks; the rest have no Windows meaning.
+func (l *leader) signalGroup(sig syscall.Signal) error {
 	switch sig {
 	case 0:
 		return nil
@@ -104,6 +113,7 @@ func (l *leader) signal(sig syscall.Signal) error {
 		if err != nil && sig == syscall.SIGTERM {
 			return l.terminate()
 		}
+		l.interrupted = l.interrupted || err == nil
 		return err
 	}
 	return ErrUnsupported
@@ -111,25 +121,16 @@ func (l *leader) signal(sig syscall.Signal) error {
 
 func (l *leader) terminate() error {
 	if !l.proc.Exited() {
-		l.terminated.Store(true)
+		l.terminated = true
 	}
 	return l.proc.Terminate()
 }
 
-// release closes the job and process handles; the job kills anything left.
-func (l *leader) release() {
-	jobs.Delete(l.pid)
-	l.proc.Close()
-}
-
-// killGroup finds no group by number on Windows: Process.signalGroup then
-// signals through the leader, which holds the job.
-func killGroup(int, syscall.Signal) error { return syscall.ESRCH }
-
 // endLeftovers ends what is left in the job after the child exited: with
-// grace, CTRL_BREAK to its console group (the pid is not reused while
-// the handle is held), then termination once grace passes or kill closes.
-func (l *leader) endLeftovers(grace time.Duration, kill <-chan struct{}) {
+// grace, a CTRL_BREAK to its console group (the pid cannot be reused while
+// its handle is held), then termination once grace passes, at once when
+// killNow closes; it returns when the job is empty.
+func (l *leader) endLeftovers(grace time.Duration, killNow <-chan struct{}) {
 	if n, err := l.proc.Active(); err == nil && n == 0 {
 		return
 	}
@@ -137,7 +138,7 @@ func (l *leader) endLeftovers(grace time.Duration, kill <-chan struct{}) {
 		l.proc.Break()
 		deadline := time.NewTimer(grace)
 		defer deadline.Stop()
-		pollJob(l.proc, deadline.C, kill)
+		pollJob(l.proc, deadline.C, killNow)
 	}
 	l.proc.Terminate()
 	giveUp := time.NewTimer(killWait)
@@ -149,7 +150,7 @@ func (l *leader) endLeftovers(grace time.Duration, kill <-chan struct{}) {
 const killWait = 5 * time.Second
 
 // pollJob returns once the job has no running process, or stop or hurry
-// fires.
+// fires. Polling starts fast, since most leftovers end at once.
 func pollJob(p *winjob.Process, stop <-chan time.Time, hurry <-chan struct{}) {
 	wait := time.Millisecond
 	for {
@@ -170,15 +171,5 @@ func pollJob(p *winjob.Process, stop <-chan time.Time, hurry <-chan struct{}) {
 	}
 }
 
-// jobs finds a leader by pid for endLeftovers, which the platform-neutral
-// code calls by the group's number.
-var jobs sync.Map // pid -> *leader
-
-func endLeftovers(pid int, grace time.Duration, kill <-chan struct{}) {
-	if l, ok := jobs.Load(pid); ok {
-		l.(*leader).endLeftovers(grace, kill)
-	}
-}
-
-// maxRSSBytes: the peak working set is not in syscall.Rusage on Windows.
-func maxRSSBytes(*syscall.Rusage) int64 { return 0 }
+// release closes the job and process handles; the job kills anything left.
+func (l *leader) release() { l.proc.Close() }

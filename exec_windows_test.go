@@ -254,8 +254,8 @@ func TestWindowsKillEndsTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	ee := exitErr(t, p.Wait(testCtx(t)))
-	if p.ExitCode() != ee.Code {
-		t.Errorf("ExitCode() %d, ExitError.Code %d", p.ExitCode(), ee.Code)
+	if ee.Code != -1 || ee.Signal != syscall.SIGKILL || p.ExitCode() != -1 {
+		t.Errorf("after Kill: ExitError %+v, ExitCode() %d; want killed by SIGKILL", ee, p.ExitCode())
 	}
 	waitDead(t, "after Kill", pids...)
 }
@@ -446,12 +446,12 @@ func TestWindowsUnsupported(t *testing.T) {
 	} {
 		_, err := c.Start(testCtx(t))
 		if !errors.Is(err, ErrUnsupported) || !errors.Is(err, errors.ErrUnsupported) ||
-			!strings.HasPrefix(err.Error(), `netrunner: "x.exe": `+what) {
+			!strings.HasPrefix(err.Error(), "netrunner: x.exe: "+what+": ") {
 			t.Errorf("%s: %v", what, err)
 		}
 	}
 	p := start(t, testCtx(t), helper("sleep"))
-	if err := p.Signal(syscall.SIGHUP); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), strconv.Quote(os.Args[0])) {
+	if err := p.Signal(syscall.SIGHUP); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), commandName([]string{os.Args[0]})) {
 		t.Errorf("Signal(SIGHUP) = %v", err)
 	}
 	if err := p.Signal(0); err != nil {

@@ -1,8 +1,6 @@
 package netrunner
 
 import (
-	"fmt"
-
 	"golang.org/x/crypto/ssh"
 )
 
@@ -35,5 +33,5 @@ func (c *Cmd) checkHost() error {
 	if c.Host == nil {
 		return nil
 	}
-	return fmt.Errorf("netrunner: %q: Host %s: remote execution: %w", c.name(), c.Host.hostName(), ErrUnsupported)
+	return commandErrorf(c.name(), "Host %s: remote execution: %w", c.Host.hostName(), ErrUnsupported)
 }

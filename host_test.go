@@ -35,7 +35,7 @@ func TestHostRefusedBeforeAnythingRuns(t *testing.T) {
 		if !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s: err = %v, want ErrUnsupported", name, err)
 		}
-		if err != nil && !strings.Contains(err.Error(), `"sh"`) {
+		if err != nil && !strings.Contains(err.Error(), "netrunner: sh -c 'touch ") {
 			t.Errorf("%s: %q does not name the command", name, err)
 		}
 	}

@@ -11,6 +11,9 @@ import (
 	"github.com/netrunner-go/netrunner/internal/winpipe"
 )
 
+// The pipes between us and a child, on Windows; pipe_linux.go,
+// pipe_unix.go and fdfile_unix.go have the same functions.
+
 // newPipe: see fdfile_unix.go. On Windows the parent's end is a named pipe
 // opened for overlapped I/O, which os.NewFile hands to the runtime poller
 // (I/O completion ports), so deadlines, and through them Next(ctx), work as

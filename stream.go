@@ -38,7 +38,7 @@ import (
 // consuming goroutine at a time: several consumers share a Stream through
 // Read (each with its own buffer) or through C.
 type Stream struct {
-	name      string // e.g. `"cat" stdout`, for errors
+	name      string // e.g. "cat: stdout", for errors
 	file      *os.File
 	ctx       context.Context // the process's: WriteTo stops delivering when it ends
 	chunkSize int
@@ -67,22 +67,14 @@ type Stream struct {
 
 	watch *ctxWatch // ends a parked read when its context ends
 
-	hasEnded    atomic.Bool // end is set
-	mu          sync.Mutex
-	end         error // sticky: io.EOF, a read error, or errStreamClosed
-	credit      int   // see demand.go
-	pumping     bool
-	demandEnded bool
-	c           chan []byte
-	wake        chan struct{}
-	closed      chan struct{}
-	closeOnce   sync.Once
-	fileOnce    sync.Once
+	hasEnded  atomic.Bool // end is set
+	mu        sync.Mutex
+	end       error // sticky: io.EOF, a read error, or errStreamClosed
+	demand          // read-ahead for Request and C: demand.go
+	closed    chan struct{}
+	closeOnce sync.Once
+	fileOnce  sync.Once
 }
-
-// chunksAhead is how many read-ahead chunks C holds before the pump waits
-// for the receiver; demand beyond it is read as the receiver drains C.
-const chunksAhead = 16
 
 func newStream(ctx context.Context, name string, f *os.File, chunkSize int, pty bool, bytes, reads *atomic.Int64) *Stream {
 	s := &Stream{
@@ -94,8 +86,7 @@ func newStream(ctx context.Context, name string, f *os.File, chunkSize int, pty 
 		sem:       make(chan struct{}, 1),
 		bytes:     bytes,
 		reads:     reads,
-		c:         make(chan []byte, chunksAhead),
-		wake:      make(chan struct{}, 1),
+		demand:    newDemand(),
 		closed:    make(chan struct{}),
 	}
 	// processGone's expired deadline must survive a context change.
@@ -145,7 +136,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 // destination that splice refuses gets the copying loop instead.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 	n, err := s.writeTo(s.ctx, w)
-	if cerr := s.ctx.Err(); cerr != nil && err == cerr {
+	if cerr := s.ctx.Err(); cerr != nil && errors.Is(err, cerr) {
 		err = fmt.Errorf("netrunner: %s: %w", s.name, err)
 	}
 	return n, err
@@ -234,7 +225,7 @@ func (s *Stream) acquire(ctx context.Context) error {
 	case s.sem <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return contextError(ctx)
 	}
 }
 
@@ -257,8 +248,8 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 		}
 		// Once ctx is done, nothing more is delivered, not even what the
 		// pipe still holds.
-		if err := ctx.Err(); err != nil {
-			return 0, err
+		if ctx.Err() != nil {
+			return 0, contextError(ctx)
 		}
 		var n int
 		var err error
@@ -284,7 +275,7 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 			continue
 		case errors.Is(err, os.ErrDeadlineExceeded) && s.drainOnly.Load():
 			continue // woken by processGone
-		case ctx.Err() != nil && err == ctx.Err():
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 			return 0, err // the Stream stays usable
 		case s.pty && errors.Is(err, syscall.EIO):
 			// Every user of the terminal closed it, but its session

@@ -3,7 +3,6 @@ package netrunner
 import (
 	"os"
 	"syscall"
-	"time"
 )
 
 // The calls of sys_unix.go over Windows handles, which syscall passes as
@@ -23,13 +22,4 @@ func openDevNull() (int, error) {
 		return -1, &os.PathError{Op: "open", Path: os.DevNull, Err: err}
 	}
 	return int(h), nil
-}
-
-// cpuTimes converts the FILETIME durations, in 100 ns units, that Windows
-// reports as a process's kernel and user time.
-func cpuTimes(ru *syscall.Rusage) (user, system time.Duration) {
-	ticks := func(ft syscall.Filetime) time.Duration {
-		return time.Duration(int64(ft.HighDateTime)<<32|int64(ft.LowDateTime)) * 100
-	}
-	return ticks(ru.UserTime), ticks(ru.KernelTime)
 }

@@ -1,8 +1,6 @@
 package netrunner
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -10,11 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"time"
-
-	"github.com/netrunner-go/netrunner/internal/watchdog"
 )
 
 // Command returns a Cmd that runs the named program with the given
@@ -97,8 +91,12 @@ const (
 	stderrTailSize     = 64 << 10
 )
 
-// name is how errors refer to the command.
-func (c *Cmd) name() string {
+// name is how errors refer to the command: its whole command line,
+// shortened when long (see commandName).
+func (c *Cmd) name() string { return commandName(c.argv()) }
+
+// program is the name of the program to run, before any PATH search.
+func (c *Cmd) program() string {
 	if len(c.Args) > 0 && c.Args[0] != "" {
 		return c.Args[0]
 	}
@@ -122,7 +120,7 @@ func (c *Cmd) killTimeout() time.Duration {
 // validate reports, before anything is spawned, every value that cannot work.
 func (c *Cmd) validate() error {
 	name := c.name()
-	if name == "" {
+	if c.program() == "" {
 		return invalidf(name, "empty command name")
 	}
 	checks := []struct {
@@ -181,7 +179,7 @@ func (c *Cmd) lookPath() (string, error) {
 	if filepath.Base(path) == path {
 		lp, err := exec.LookPath(path)
 		if err != nil {
-			return "", fmt.Errorf("netrunner: %q: %w", c.name(), err)
+			return "", commandError(c.name(), "", err)
 		}
 		return lp, nil
 	}
@@ -200,100 +198,6 @@ func (c *Cmd) env() []string {
 		return os.Environ()
 	}
 	return c.Env
-}
-
-// Start starts the command and returns at once. The context governs the
-// process's life: when it ends, the process group gets SIGTERM, then SIGKILL
-// after KillTimeout, and the process is reaped. Use Process.Wait or
-// Process.Done to learn when it is over.
-//
-// Input is checked before anything is spawned: see ErrInvalidCommand. A
-// missing program wraps exec.ErrNotFound. Every error names the command.
-func (c *Cmd) Start(ctx context.Context) (*Process, error) {
-	return c.start(ctx, wiring{stdin: -1, stdout: -1})
-}
-
-// wiring says how start connects a child beyond what its Cmd says.
-type wiring struct {
-	oneShot bool   // a nil Stdin is empty, not a pipe for Write: Run, Output, Chunks, Lines
-	stdin   int    // >= 0: the child's stdin, e.g. the pipe from a previous pipeline stage
-	stdout  int    // >= 0: the child's stdout, e.g. the pipe to the next stage
-	name    string // how errors name the process, if not by its command
-}
-
-var oneShot = wiring{oneShot: true, stdin: -1, stdout: -1}
-
-func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
-	if ctx == nil {
-		return nil, invalidf(c.name(), "nil context")
-	}
-	if err := c.validate(); err != nil {
-		return nil, err
-	}
-	if err := c.checkHost(); err != nil {
-		return nil, err
-	}
-	if !atomic.CompareAndSwapInt32(&c.started, 0, 1) {
-		return nil, fmt.Errorf("netrunner: %q: already started; a Cmd runs once", c.name())
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("netrunner: %q: not started: %w", c.name(), err)
-	}
-	path, err := c.lookPath()
-	if err != nil {
-		return nil, err
-	}
-	if c.Dir != "" {
-		if fi, err := os.Stat(c.Dir); err != nil {
-			return nil, fmt.Errorf("netrunner: %q: Dir: %w", c.name(), err)
-		} else if !fi.IsDir() {
-			return nil, fmt.Errorf("netrunner: %q: Dir %q is not a directory", c.name(), c.Dir)
-		}
-	}
-	cg, err := c.openCgroup()
-	if err != nil {
-		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
-	}
-	s, err := c.newStdio(w)
-	if err != nil {
-		cg.end()
-		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
-	}
-	tty, err := lendForeground(c.name(), s.userFile)
-	if err != nil {
-		s.closeChildEnds()
-		s.closeParentEnds()
-		cg.end()
-		return nil, err
-	}
-	// The watchdog is up before the first child is, and ready.
-	watchdog.Ensure()
-	l, err := spawn(path, c.argv(), c.env(), c.Dir, s.childFiles(), c.PTY != nil, cg, tty)
-	s.closeChildEnds()
-	if err != nil {
-		tty.handBack(0)
-		s.closeParentEnds()
-		cg.end()
-		if err == syscall.ENOENT {
-			// Dir was checked above: the program (or its interpreter) is missing.
-			return nil, notFound(c.name(), path, c.Dir)
-		}
-		return nil, fmt.Errorf("netrunner: %q: start: %w", c.name(), err)
-	}
-	name := w.name
-	if name == "" {
-		name = c.name()
-	}
-	return newProcess(ctx, c, name, l, s, cg), nil
-}
-
-// errStdinNotPipe is what Write returns when the child's stdin is not the
-// caller's to write.
-var errStdinNotPipe = fmt.Errorf("stdin comes from Cmd.Stdin: %w", ErrStdinClosed)
-
-// isQuietPipeEnd reports errors that only mean the other end went away.
-func isQuietPipeEnd(err error) bool {
-	return isBrokenPipe(err) || errors.Is(err, os.ErrClosed)
 }
 
 // isOpen reports whether f has not been closed, without touching its
