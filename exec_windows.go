@@ -129,13 +129,14 @@ func (l *leader) terminate() error {
 // endLeftovers ends what is left in the job after the child exited: with
 // grace, a CTRL_BREAK to its console group (the pid cannot be reused while
 // its handle is held), then termination once grace passes, at once when
-// killNow closes; it returns when the job is empty.
+// killNow closes or no console carries the event; it returns when the job
+// is empty.
 func (l *leader) endLeftovers(grace time.Duration, killNow <-chan struct{}) {
 	if n, err := l.proc.Active(); err == nil && n == 0 {
 		return
 	}
-	if grace >= 0 {
-		l.proc.Break()
+	// Without a console to carry the CTRL_BREAK there is no asking.
+	if grace >= 0 && l.proc.Break() == nil {
 		deadline := time.NewTimer(grace)
 		defer deadline.Stop()
 		pollJob(l.proc, deadline.C, killNow)

@@ -68,18 +68,6 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// eventually is waitFor that reports instead of failing.
-func eventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return true
-}
-
 // within runs f in a goroutine and fails the test if it does not return in
 // time. On a timeout the goroutine is left behind: the test's cleanup kills
 // the process it waits on.

@@ -173,6 +173,18 @@ func zombieChildren() []procInfo {
 	return out
 }
 
+// eventually is waitFor that reports instead of failing.
+func eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
 // leakCheck takes a baseline of open descriptors and children; the returned
 // func checks that both are back to it (and that no child is a zombie).
 func leakCheck(t testing.TB) func() {
