@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,6 +225,66 @@ func TestWindowsStdin(t *testing.T) {
 	}
 	if _, err := p.Write(testCtx(t), []byte("x")); !errors.Is(err, ErrStdinClosed) {
 		t.Errorf("Write after CloseStdin: %v", err)
+	}
+
+	// A child that exits without reading ends the copy of Stdin quietly.
+	c = helper("exit", "0")
+	c.Stdin = bytes.NewReader(make([]byte, 16<<20))
+	if _, err := c.Run(testCtx(t)); err != nil {
+		t.Errorf("Run of a child that reads no stdin: %v", err)
+	}
+}
+
+// An *os.File as Stdin is handed to the child as is.
+func TestWindowsStdinFile(t *testing.T) {
+	name := filepath.Join(tempDir(t), "in.txt")
+	if err := os.WriteFile(name, []byte("from a file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := helper("cat")
+	c.Stdin = f
+	if out, err := c.Output(testCtx(t)); err != nil || string(out) != "from a file\n" {
+		t.Fatalf("Output = %q, %v", out, err)
+	}
+}
+
+// Env is the child's whole environment; a later entry wins over an earlier
+// one of the same name, whatever its case, as with os/exec. Dir is its
+// working directory, and a program path with spaces runs.
+func TestWindowsEnvDirPath(t *testing.T) {
+	c := helper("env", "NETRUNNER_A", "NETRUNNER_B", "NETRUNNER_C", "SYSTEMROOT")
+	c.Env = []string{"NETRUNNER_TEST_HELPER=env", "NETRUNNER_A=1", "netrunner_a=2", "NETRUNNER_B=x=y"}
+	out, err := c.Output(testCtx(t))
+	want := "NETRUNNER_A=2\nNETRUNNER_B=x=y\nNETRUNNER_C=\nSYSTEMROOT=" + os.Getenv("SYSTEMROOT") + "\n"
+	if err != nil || string(out) != want {
+		t.Errorf("Output = %q, %v; want %q", out, err, want)
+	}
+
+	dir := filepath.Join(tempDir(t), "a dir")
+	os.Mkdir(dir, 0o700)
+	c = helper("pwd")
+	c.Dir = dir
+	if out, err := c.Output(testCtx(t)); err != nil || !strings.EqualFold(strings.TrimSpace(string(out)), dir) {
+		t.Errorf("pwd in %s: %q, %v", dir, out, err)
+	}
+
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "the test binary.exe")
+	if err := os.WriteFile(exe, bin, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c = Command(exe, "with", "args")
+	c.Env = append(os.Environ(), "NETRUNNER_TEST_HELPER=echo")
+	if out, err := c.Output(testCtx(t)); err != nil || string(out) != "with args\n" {
+		t.Errorf("%s: %q, %v", exe, out, err)
 	}
 }
 

@@ -65,6 +65,16 @@ func init() {
 			fmt.Fprint(os.Stderr, args[1])
 		},
 		"hold": func([]string) { time.Sleep(time.Hour) },
+		// env prints the value of each variable named.
+		"env": func(args []string) {
+			for _, k := range args {
+				fmt.Printf("%s=%s\n", k, os.Getenv(k))
+			}
+		},
+		"pwd": func([]string) {
+			dir, _ := os.Getwd()
+			fmt.Println(dir)
+		},
 		// spawn starts a sleeping grandchild that shares its stdout, prints
 		// both pids, and sleeps, or exits with "exit", leaving the
 		// grandchild holding stdout open.
@@ -171,4 +181,20 @@ func handleCount(t testing.TB) int {
 		t.Fatalf("GetProcessHandleCount: %v", err)
 	}
 	return int(n)
+}
+
+// tempDir is t.TempDir, except that under Wine 8, whose file deletion Go's
+// os.RemoveAll does not manage ("Invalid function"), what cannot be
+// removed is left in the Wine prefix, which CI throws away.
+func tempDir(t testing.TB) string {
+	dir, err := os.MkdirTemp("", "netrunner-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil && !underWine() {
+			t.Errorf("removing %s: %v", dir, err)
+		}
+	})
+	return dir
 }
