@@ -2,6 +2,9 @@ package netrunner
 
 import (
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -51,7 +54,7 @@ type leader struct {
 
 func spawn(path string, argv, env []string, dir string, files []uintptr, _ bool, _ *cgroup, _ *foreground) (*leader, error) {
 	p, err := winjob.Start(&winjob.Attr{
-		Path:  path,
+		Path:  resolve(path, dir),
 		Args:  argv,
 		Env:   env,
 		Dir:   dir,
@@ -64,6 +67,22 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, _ bool,
 		return nil, err
 	}
 	return &leader{pid: p.Pid, proc: p}, nil
+}
+
+// resolve finds the program at path as os/exec does on Windows, where
+// CreateProcess would not: a relative path is taken from dir, as on Unix,
+// where the child changes into dir before it executes the path, and a path
+// without an extension gets the first of PATHEXT's that exists.
+func resolve(path, dir string) string {
+	if dir != "" && !filepath.IsAbs(path) && filepath.VolumeName(path) == "" && !os.IsPathSeparator(path[0]) {
+		path = filepath.Join(dir, path)
+	}
+	if filepath.Ext(path) == "" {
+		if lp, err := exec.LookPath(path); err == nil {
+			return lp
+		}
+	}
+	return path
 }
 
 // statusControlCExit is the exit code of a console program that CTRL_BREAK

@@ -286,6 +286,17 @@ func TestWindowsEnvDirPath(t *testing.T) {
 	if out, err := c.Output(testCtx(t)); err != nil || string(out) != "with args\n" {
 		t.Errorf("%s: %q, %v", exe, out, err)
 	}
+
+	// As with os/exec: a relative path is taken from Dir, and the
+	// extension may be left out.
+	for _, path := range []string{`.\the test binary.exe`, `.\the test binary`, strings.TrimSuffix(exe, ".exe")} {
+		c = Command(path, "found")
+		c.Dir = dir
+		c.Env = append(os.Environ(), "NETRUNNER_TEST_HELPER=echo")
+		if out, err := c.Output(testCtx(t)); err != nil || string(out) != "found\n" {
+			t.Errorf("%s in %s: %q, %v", path, dir, out, err)
+		}
+	}
 }
 
 func TestWindowsChunks(t *testing.T) {
