@@ -25,7 +25,7 @@ type Process struct {
 type Attr struct {
 	Path  string            // the executable, as found by exec.LookPath
 	Args  []string          // quoted by Windows rules into the command line
-	Env   []string          // KEY=VALUE entries, used as given
+	Env   []string          // KEY=VALUE entries; a later one replaces an earlier one of the same name
 	Dir   string            // "": the parent's working directory
 	Stdio [3]windows.Handle // stdin, stdout, stderr; inherited by the child alone
 }
