@@ -102,9 +102,10 @@ func init() {
 			}
 			fmt.Println(b[len(b)-1])
 		},
-		// nobreak ignores CTRL_BREAK.
+		// nobreak survives CTRL_BREAK: a Go program that is notified of
+		// os.Interrupt does not exit on it.
 		"nobreak": func([]string) {
-			signal.Ignore(os.Interrupt)
+			signal.Notify(make(chan os.Signal, 1), os.Interrupt)
 			fmt.Println(os.Getpid())
 			time.Sleep(time.Hour)
 		},
