@@ -198,6 +198,31 @@ func TestWindowsNextContext(t *testing.T) {
 	}
 }
 
+// Close wakes a Next parked on the pipe, which ends with os.ErrClosed; the
+// child writing then sees a broken pipe and ends.
+func TestWindowsCloseWakesNext(t *testing.T) {
+	p := start(t, testCtx(t), helper("cat"))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.Stdout.Next(context.Background())
+		errc <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let it park; either order must work
+	p.Stdout.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Next after Close = %v; want os.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Next still blocked 10s after Close")
+	}
+	// cat's copy to its broken stdout fails and cat exits.
+	p.Write(testCtx(t), []byte("into a closed pipe\n"))
+	p.CloseStdin()
+	within(t, 20*time.Second, "Wait after the reader closed", func() { p.Wait(testCtx(t)) })
+}
+
 // Write and Stdin feed the child; Lines reads it back.
 func TestWindowsStdin(t *testing.T) {
 	c := helper("cat")
