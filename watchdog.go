@@ -54,5 +54,7 @@ func WatchdogErr() error {
 // cgroup), and WatchdogErr says so. Call it before the first Start; a
 // watchdog already running is told to exit without killing anything. The
 // netrunner_nowatchdog build tag does the same for a whole program. Nothing
-// in the environment can turn the watchdog off.
+// in the environment can turn the watchdog off. On windows, where job
+// objects protect the children without a watchdog process, it changes
+// nothing.
 func DisableWatchdog() { watchdog.Disable() }
