@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -145,7 +146,13 @@ func (c *Cmd) validate() error {
 		if strings.IndexByte(kv, 0) >= 0 {
 			return invalidf(c.name(), "Env[%d] contains a NUL byte", i)
 		}
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+		entry := kv
+		if runtime.GOOS == "windows" {
+			// Windows keeps each drive's directory under a key that starts
+			// with "=" ("=C:=C:\dir"), and os.Environ has them.
+			entry = strings.TrimPrefix(kv, "=")
+		}
+		if k, _, ok := strings.Cut(entry, "="); !ok || k == "" {
 			return invalidf(c.name(), "Env[%d] %q is not KEY=VALUE", i, kv)
 		}
 	}

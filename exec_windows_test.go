@@ -282,10 +282,12 @@ func TestWindowsStdinFile(t *testing.T) {
 // one of the same name, whatever its case, as with os/exec. Dir is its
 // working directory, and a program path with spaces runs.
 func TestWindowsEnvDirPath(t *testing.T) {
-	c := helper("env", "NETRUNNER_A", "NETRUNNER_B", "NETRUNNER_C", "SYSTEMROOT")
-	c.Env = []string{"NETRUNNER_TEST_HELPER=env", "NETRUNNER_A=1", "netrunner_a=2", "NETRUNNER_B=x=y"}
+	c := helper("env", "NETRUNNER_A", "NETRUNNER_B", "NETRUNNER_C", "SYSTEMROOT", "=C:", "=D:")
+	c.Env = []string{"NETRUNNER_TEST_HELPER=env", "NETRUNNER_A=1", "netrunner_a=2", "NETRUNNER_B=x=y",
+		`=C:=C:\one`, `=D:=D:\two`} // drives' directories, as os.Environ has them on Windows
 	out, err := c.Output(testCtx(t))
-	want := "NETRUNNER_A=2\nNETRUNNER_B=x=y\nNETRUNNER_C=\nSYSTEMROOT=" + os.Getenv("SYSTEMROOT") + "\n"
+	want := "NETRUNNER_A=2\nNETRUNNER_B=x=y\nNETRUNNER_C=\nSYSTEMROOT=" + os.Getenv("SYSTEMROOT") + "\n" +
+		"=C:=C:\\one\n=D:=D:\\two\n"
 	if err != nil || string(out) != want {
 		t.Errorf("Output = %q, %v; want %q", out, err, want)
 	}

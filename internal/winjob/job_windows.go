@@ -162,8 +162,7 @@ var ErrNotFound = errors.New("program not found")
 func envBlock(env []string) *uint16 {
 	last := make(map[string]int, len(env))
 	for i, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		last[strings.ToUpper(k)] = i
+		last[envKey(kv)] = i
 	}
 	if _, ok := last["SYSTEMROOT"]; !ok {
 		if root, ok := os.LookupEnv("SYSTEMROOT"); ok {
@@ -173,7 +172,7 @@ func envBlock(env []string) *uint16 {
 	}
 	var block []uint16
 	for i, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); last[strings.ToUpper(k)] == i {
+		if last[envKey(kv)] == i {
 			block = append(append(block, utf16.Encode([]rune(kv))...), 0)
 		}
 	}
@@ -182,6 +181,14 @@ func envBlock(env []string) *uint16 {
 	}
 	block = append(block, 0)
 	return &block[0]
+}
+
+// envKey is the name of an environment entry, upper-cased. Its first
+// character belongs to the name even when it is "=": Windows keeps each
+// drive's directory so ("=C:=C:\dir").
+func envKey(kv string) string {
+	k, _, _ := strings.Cut(kv[min(1, len(kv)):], "=")
+	return strings.ToUpper(kv[:min(1, len(kv))] + k)
 }
 
 // Wait blocks the calling thread until the program has exited.
