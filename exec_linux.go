@@ -73,8 +73,9 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 		if err == nil {
 			// At once, on this thread: Pdeathsig covers the child alone,
 			// and what it forks before the watchdog hears of its group
-			// would outlive the program.
+			// (and cgroup) would outlive the program.
 			watchdog.WatchGroup(pid)
+			cg.watch(pid)
 		}
 	})
 	if err != nil {

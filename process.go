@@ -45,8 +45,9 @@ func (p *Process) started() *Process {
 
 // stageDone runs when a stage is done; the last one to finish settles the
 // Process. It reads every stage: each was in p.stages before its
-// supervision began, and so before its own stageDone. Its error is that of the failed stages, rightmost first, as
-// bash's pipefail reports it; a single stage's error is its own.
+// supervision began, and so before its own stageDone. The Process's error
+// is that of the failed stages, rightmost first, as bash's pipefail reports
+// it; a single stage's error is its own.
 func (p *Process) stageDone() {
 	if p.running.Add(-1) > 0 {
 		return
@@ -119,22 +120,45 @@ func (p *Process) result() error {
 }
 
 // ExitCode returns the exit code of the exited process, or -1 while it is
-// running or when a signal ended it. A pipeline's is its rightmost failed
-// stage's, or the last stage's when none failed.
+// running or when a signal ended it. It is known once the child is reaped,
+// before what is left of its group is gone. A pipeline's is its rightmost
+// failed stage's, or the last stage's when none failed, once every stage
+// is reaped.
 func (p *Process) ExitCode() int {
 	select {
 	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.exit.code
 	default:
-		return -1
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.exit.code
+	for _, s := range p.stages {
+		s.mu.Lock()
+		reaped := s.reaped
+		s.mu.Unlock()
+		if !reaped {
+			return -1
+		}
+	}
+	last := len(p.stages) - 1
+	for i := last; i >= 0; i-- {
+		s := p.stages[i]
+		s.mu.Lock()
+		code := s.exit.code // -1 when signalled
+		s.mu.Unlock()
+		if code != 0 && (i == last || !readerEnded(s, p.stages[i+1])) {
+			return code
+		}
+	}
+	return 0
 }
 
 // Signal sends sig to the process group of the child (of every stage, for
 // a pipeline). Once the child has been reaped it returns an error wrapping
 // os.ErrProcessDone. Signal 0 only checks that the group can be signalled.
+// On windows the group is the child's job object: SIGKILL terminates it,
+// SIGINT sends CTRL_BREAK_EVENT to the child's console process group, and
+// other signals but 0 return an error wrapping ErrUnsupported.
 func (p *Process) Signal(sig syscall.Signal) error {
 	if sig < 0 || sig > maxSignal {
 		return commandErrorf(p.name, "signal %d is outside 0..%d", int(sig), maxSignal)
@@ -151,7 +175,9 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // reaped. It returns what Wait returns; ctx bounds the waiting only, the
 // SIGKILL comes on time either way. Stop is idempotent and safe to call
 // after the process exited. A pipeline's stages stop together, each with
-// its own KillTimeout.
+// its own KillTimeout. On windows, Stop sends CTRL_BREAK_EVENT where
+// Unix has SIGTERM (or terminates at once, without a console to carry it)
+// and terminates the job object where Unix has SIGKILL.
 func (p *Process) Stop(ctx context.Context) error {
 	for _, s := range p.stages {
 		s.stop()
