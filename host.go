@@ -1,7 +1,7 @@
 package netrunner
 
 import (
-	"fmt"
+	"sync"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -14,26 +14,46 @@ type Host interface {
 }
 
 // SSH returns a Host that runs commands over client, one SSH session per
-// command; the caller dials and authenticates, so agents, known_hosts and
-// jump hosts stay the caller's.
+// command, with the same types and guarantees as a local command; see
+// "Remote hosts" in the package documentation. The caller dials and
+// authenticates, so agents, known_hosts and jump hosts stay the caller's,
+// and closes the client when done with it.
 //
-// Remote execution is not implemented yet: starting a Cmd whose Host is
-// set returns an error wrapping ErrUnsupported, before anything runs.
-func SSH(client *ssh.Client) Host { return sshHost{client: client} }
-
-type sshHost struct{ client *ssh.Client }
-
-func (h sshHost) hostName() string {
-	if h.client == nil {
-		return "ssh (nil client)"
+// The Host also keeps one session of its own open on the client, to signal
+// remote process groups and to kill them if the connection is lost: call
+// SSH once per client and share the Host. OpenSSH allows 10 sessions per
+// connection by default (MaxSessions), so such a Host runs up to 9
+// commands at a time.
+func SSH(client *ssh.Client) Host {
+	name := "ssh (nil client)"
+	if client != nil {
+		name = "ssh " + client.User() + "@" + client.RemoteAddr().String()
 	}
-	return "ssh " + h.client.RemoteAddr().String()
+	return &sshHost{client: client, name: name}
 }
 
-// checkHost refuses what the Host cannot run.
-func (c *Cmd) checkHost() error {
-	if c.Host == nil {
-		return nil
+type sshHost struct {
+	client *ssh.Client
+	name   string
+
+	mu  sync.Mutex
+	ctl *control // started with the first command; replaced once it ends
+}
+
+func (h *sshHost) hostName() string { return h.name }
+
+// control returns the Host's control session, starting it if there is none
+// or the last one ended.
+func (h *sshHost) control() (*control, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ctl != nil && !h.ctl.isDead() {
+		return h.ctl, nil
 	}
-	return fmt.Errorf("netrunner: %q: Host %s: remote execution: %w", c.name(), c.Host.hostName(), ErrUnsupported)
+	ctl, err := startControl(h.client, h.name)
+	if err != nil {
+		return nil, err
+	}
+	h.ctl = ctl
+	return ctl, nil
 }
