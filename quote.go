@@ -7,7 +7,7 @@ import (
 
 // shellQuote quotes s as one word for a POSIX shell: inside single quotes
 // every byte stands for itself, so only the single quote needs care, and it
-// is written as '\'' (end the quoted part, an escaped quote, start again).
+// is written as '\” (end the quoted part, an escaped quote, start again).
 // The result is plain bytes: a non-UTF-8 argument reaches the program as it
 // was given.
 func shellQuote(s string) string {

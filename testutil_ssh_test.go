@@ -27,9 +27,10 @@ const sshdPath = "/usr/sbin/sshd"
 // testSSHD is an OpenSSH server on 127.0.0.1 that accepts the current user
 // with a key of its own.
 type testSSHD struct {
-	addr   string
-	user   string
-	signer ssh.Signer
+	addr    string
+	user    string
+	signer  ssh.Signer
+	keyFile string // the client's private key, for the ssh command
 	cmd    *exec.Cmd
 	hostPK ssh.PublicKey
 }
@@ -64,11 +65,12 @@ func startSSHDShell(t testing.TB, plainShell bool) *testSSHD {
 	requireSSHD(t)
 	dir := t.TempDir()
 	hostKey, hostPK := writeKey(t, filepath.Join(dir, "host_key"))
-	_, clientKey, err := ed25519.GenerateKey(rand.Reader)
+	keyFile, _ := writeKey(t, filepath.Join(dir, "client_key"))
+	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := ssh.NewSignerFromKey(clientKey)
+	signer, err := ssh.ParsePrivateKey(keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +144,7 @@ UseDNS no
 		select {
 		case ok := <-listening:
 			if ok {
-				s := &testSSHD{addr: fmt.Sprintf("127.0.0.1:%d", port), user: u.Username, signer: signer, cmd: cmd, hostPK: hostPK}
+				s := &testSSHD{addr: fmt.Sprintf("127.0.0.1:%d", port), user: u.Username, signer: signer, keyFile: keyFile, cmd: cmd, hostPK: hostPK}
 				t.Cleanup(func() {
 					cmd.Process.Kill()
 					cmd.Wait()
