@@ -17,11 +17,13 @@ import (
 // the ratio of netrunner's to the plain session's (target: at least 0.8):
 //
 //   - netrunner-next: Stream.Next on a Cmd with an SSH Host;
+//
 //   - plain-session: an x/crypto/ssh session's stdout read into io.Discard;
+//
 //   - ssh-command: the ssh client (if installed) run by os/exec, its stdout
 //     read into io.Discard.
 //
-//	go test -run '^$' -bench RemoteHead1GiB -benchtime 1x .
+//     go test -run '^$' -bench RemoteHead1GiB -benchtime 1x .
 func BenchmarkRemoteHead1GiB(b *testing.B) {
 	const size = 1 << 30
 	s := startSSHD(b)

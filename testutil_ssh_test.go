@@ -31,8 +31,8 @@ type testSSHD struct {
 	user    string
 	signer  ssh.Signer
 	keyFile string // the client's private key, for the ssh command
-	cmd    *exec.Cmd
-	hostPK ssh.PublicKey
+	cmd     *exec.Cmd
+	hostPK  ssh.PublicKey
 }
 
 // requireSSHD skips the test when sshd is missing, outside CI; in CI
