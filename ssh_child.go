@@ -4,6 +4,7 @@ package netrunner
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 // A bridge copies one of the channel's output streams into a local pipe.
 type bridge struct {
+	pipe    *os.File // the pipe's write end, if dst is one
 	done    chan struct{}
 	waiting atomic.Bool  // parked in a read of the channel
 	moved   atomic.Int64 // bytes copied so far
@@ -82,7 +84,7 @@ func (r *remoteChild) connect(c *Cmd, w wiring, pending []byte) (_ *remoteStdio,
 	case c.Stderr == StderrInherit && c.PTY == nil:
 		stderrDst = os.Stderr
 	}
-	r.out = []*bridge{{done: make(chan struct{})}, {done: make(chan struct{})}}
+	r.out = []*bridge{{pipe: stdoutTo, done: make(chan struct{})}, {pipe: stderrTo, done: make(chan struct{})}}
 	s.stdoutFed = r.out[0].done
 	if stderrTo != nil {
 		s.stderrFed = r.out[1].done
@@ -115,27 +117,65 @@ const ctrlD = 0x04
 // copyOut copies src into dst until src ends, then closes dst if it is a
 // pipe. When the Stream behind dst was closed, the program gets SIGPIPE,
 // as a local one writing to a closed pipe would, and the rest is dropped.
+//
+// Once the group is gone (endLeftovers), the output stops waiting for its
+// consumer: what the channel still brings goes to memory until the
+// channel's end, and then into the pipe at the consumer's pace. The group
+// wrote it already; sshd sends the channel's end, and with it the rest of
+// stderr, only once stdout is delivered, and Done waits for the stderr
+// tail. It is bounded by what sshd and x/crypto/ssh buffer (each up to the
+// 2 MiB window); past maxSpill, a process that left the group is still
+// writing, and the channel is closed.
 func (r *remoteChild) copyOut(b *bridge, src io.Reader, dst io.Writer) {
 	defer close(b.done)
-	if f, ok := dst.(*os.File); ok && f != os.Stderr {
-		defer f.Close()
+	if b.pipe != nil {
+		defer b.pipe.Close()
 	}
 	buf := make([]byte, remoteCopyBuffer)
+	var spilled []byte // non-nil once the consumer is no longer waited for
 	for {
 		b.waiting.Store(true)
 		n, err := src.Read(buf)
 		b.waiting.Store(false)
 		if n > 0 {
 			b.moved.Add(int64(n))
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				if isQuietPipeEnd(werr) {
+			switch {
+			case spilled != nil && len(spilled) < maxSpill:
+				spilled = append(spilled, buf[:n]...)
+			case spilled != nil:
+				r.ch.Close()
+			default:
+				m, werr := dst.Write(buf[:n])
+				switch {
+				case werr == nil:
+				case errors.Is(werr, os.ErrDeadlineExceeded):
+					spilled = append(make([]byte, 0, n-m), buf[m:n]...)
+				case isQuietPipeEnd(werr):
 					r.signalRunning("PIPE")
+					dst = io.Discard
+				default:
+					dst = io.Discard
 				}
-				dst = io.Discard
 			}
 		}
 		if err != nil {
-			return
+			break
+		}
+	}
+	if len(spilled) > 0 {
+		b.pipe.SetWriteDeadline(time.Time{})
+		dst.Write(spilled)
+	}
+}
+
+// maxSpill bounds what a bridge keeps in memory after the group is gone.
+const maxSpill = 16 << 20
+
+// stopWaitingForConsumers makes the bridges spill (see copyOut).
+func (r *remoteChild) stopWaitingForConsumers() {
+	for _, b := range r.out {
+		if b.pipe != nil {
+			b.pipe.SetWriteDeadline(past)
 		}
 	}
 }
@@ -247,6 +287,7 @@ func (r *remoteChild) endLeftovers(grace time.Duration, killNow <-chan struct{})
 		// group that reuses the id.
 		r.ctl.send("forget", "-", r.pgid)
 	}
+	r.stopWaitingForConsumers()
 	r.finishOnce.Do(func() { go r.finishOutput() })
 }
 

@@ -345,11 +345,14 @@ func TestRemoteBackpressure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if again := stableWchar(t, pid); again <= blocked {
+	again := stableWchar(t, pid)
+	if again <= blocked {
 		t.Errorf("wchar %d after reading, %d before: the producer did not resume", again, blocked)
 	}
+	t.Logf("remote head blocked after writing %d bytes; %d after 100 chunks were read", blocked, again)
 	p.Kill()
 	p.Wait(testCtx(t))
+	p.Stdout.Close() // it still holds what head wrote
 }
 
 func TestRemotePTYResizeEOF(t *testing.T) {
@@ -393,7 +396,7 @@ func TestRemoteUnsupportedBeforeStart(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "ran")
 	for name, set := range map[string]func(*Cmd){
 		"Cgroup":         func(c *Cmd) { c.Cgroup = "x" },
-		"CgroupSettings": func(c *Cmd) { c.CgroupSettings = map[string]string{"pids.max": "1"} },
+		"CgroupSettings": func(c *Cmd) { c.Cgroup, c.CgroupSettings = "x", map[string]string{"pids.max": "1"} },
 		"PipeSize":       func(c *Cmd) { c.PipeSize = 1 << 20 },
 	} {
 		c := remote(h, sh("touch "+marker))
