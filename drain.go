@@ -23,6 +23,14 @@ const ptyDrainMost = 1 << 20
 // a descendant that escaped the group and still holds the pipe cannot keep
 // the Stream open.
 func (s *Stream) processGone() {
+	if s.fed != nil {
+		go func() {
+			<-s.fed
+			s.fed = nil
+			s.processGone()
+		}()
+		return
+	}
 	s.gone.Store(true)
 	if s.ended() != nil {
 		s.closeFile() // a terminal's master is left open until now: see readLocked
