@@ -46,7 +46,7 @@ func TestCgroupSettingControllerNotEnabled(t *testing.T) {
 		t.Fatalf("Start with %s not enabled succeeded", controller)
 	}
 	msg := errString(err)
-	for _, want := range []string{`"true"`, files[controller], "not enabled", `"+` + controller + `"`, filepath.Join(mnt, "cgroup.subtree_control")} {
+	for _, want := range []string{"netrunner: true: ", files[controller], "not enabled", `"+` + controller + `"`, filepath.Join(mnt, "cgroup.subtree_control")} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not mention %s", msg, want)
 		}

@@ -2,10 +2,14 @@ package netrunner
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 )
 
 var (
@@ -70,7 +74,7 @@ func (e *ExitError) Error() string {
 	if last := lastLine(e.Stderr); len(last) > 0 {
 		msg += ": " + strconv.Quote(string(last))
 	}
-	return fmt.Sprintf("netrunner: %q: %s", e.name, msg)
+	return "netrunner: " + e.name + ": " + msg
 }
 
 // Unwrap returns the context error that ended the run, if one did.
@@ -90,7 +94,71 @@ func lastLine(b []byte) []byte {
 	return b
 }
 
+// commandError is the package's one error shape, "netrunner: COMMAND: OP:
+// ERR", where COMMAND is the command line as commandName shows it (a
+// pipeline's: its stages joined by " | "). An empty op is left out.
+func commandError(name, op string, err error) error {
+	if op == "" {
+		return fmt.Errorf("netrunner: %s: %w", name, err)
+	}
+	return fmt.Errorf("netrunner: %s: %s: %w", name, op, err)
+}
+
+// commandErrorf is commandError with a message of its own, which may wrap
+// errors with %w.
+func commandErrorf(name, format string, args ...any) error {
+	return fmt.Errorf("netrunner: %s: "+format, append([]any{name}, args...)...)
+}
+
 // invalidf returns an ErrInvalidCommand naming the command and what is wrong.
 func invalidf(name, format string, args ...any) error {
-	return fmt.Errorf("netrunner: %q: %s: %w", name, fmt.Sprintf(format, args...), ErrInvalidCommand)
+	return commandError(name, fmt.Sprintf(format, args...), ErrInvalidCommand)
 }
+
+// commandName shows a command line in errors: the whole argv, each
+// argument quoted as a shell would need it, shortened in the middle when
+// long, so that a failing `sh -c '...'` says which script failed.
+func commandName(argv []string) string {
+	var b strings.Builder
+	for i, a := range argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		switch {
+		case a != "" && !strings.ContainsFunc(a, needsQuote):
+			b.WriteString(a)
+		case strings.ContainsFunc(a, unprintable):
+			b.WriteString(strconv.Quote(a))
+		default:
+			b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+		}
+	}
+	const most = 120
+	if r := []rune(b.String()); len(r) > most {
+		return string(r[:most/2]) + "..." + string(r[len(r)-most/2+3:])
+	}
+	return b.String()
+}
+
+func needsQuote(r rune) bool {
+	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("_-+=/.,:@%^", r))
+}
+
+func unprintable(r rune) bool { return !unicode.IsPrint(r) && r != ' ' || r == utf8.RuneError }
+
+// contextError is ctx's error together with its cause (context.Cause):
+// errors.Is finds both, so a run cancelled by errgroup or WithCancelCause
+// says why, and still matches context.Canceled or DeadlineExceeded.
+func contextError(ctx context.Context) error {
+	err := ctx.Err()
+	cause := context.Cause(ctx)
+	if err == nil || cause == nil || cause == err {
+		return err
+	}
+	return &causedError{err, cause}
+}
+
+type causedError struct{ err, cause error }
+
+func (e *causedError) Error() string   { return e.err.Error() + ": " + e.cause.Error() }
+func (e *causedError) Unwrap() []error { return []error{e.err, e.cause} }

@@ -222,9 +222,9 @@ func ExampleDaemon() {
 		log.Fatal(err)
 	}
 	// Output:
-	// level=INFO msg=started cmd=echo
-	// level=INFO msg=serving cmd=echo stream=stdout
-	// level=INFO msg=exited cmd=echo status="exit status 0"
+	// level=INFO msg=started cmd="echo serving"
+	// level=INFO msg=serving cmd="echo serving" stream=stdout
+	// level=INFO msg=exited cmd="echo serving" status="exit status 0"
 }
 
 func ExampleStream_Next() {

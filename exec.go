@@ -97,8 +97,12 @@ const (
 	stderrTailSize     = 64 << 10
 )
 
-// name is how errors refer to the command.
-func (c *Cmd) name() string {
+// name is how errors refer to the command: its whole command line,
+// shortened when long (see commandName).
+func (c *Cmd) name() string { return commandName(c.argv()) }
+
+// program is the name of the program to run, before any PATH search.
+func (c *Cmd) program() string {
 	if len(c.Args) > 0 && c.Args[0] != "" {
 		return c.Args[0]
 	}
@@ -122,7 +126,7 @@ func (c *Cmd) killTimeout() time.Duration {
 // validate reports, before anything is spawned, every value that cannot work.
 func (c *Cmd) validate() error {
 	name := c.name()
-	if name == "" {
+	if c.program() == "" {
 		return invalidf(name, "empty command name")
 	}
 	checks := []struct {
@@ -181,7 +185,7 @@ func (c *Cmd) lookPath() (string, error) {
 	if filepath.Base(path) == path {
 		lp, err := exec.LookPath(path)
 		if err != nil {
-			return "", fmt.Errorf("netrunner: %q: %w", c.name(), err)
+			return "", commandError(c.name(), "", err)
 		}
 		return lp, nil
 	}
@@ -224,47 +228,59 @@ type wiring struct {
 var oneShot = wiring{oneShot: true, stdin: -1, stdout: -1}
 
 func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
+	p := newProcess(c.name(), 1)
+	if err := c.startStage(ctx, p, 0, w); err != nil {
+		return nil, err
+	}
+	return p.started(), nil
+}
+
+// startStage checks the Cmd, spawns its child and makes it stage i of p.
+func (c *Cmd) startStage(ctx context.Context, p *Process, i int, w wiring) error {
 	if ctx == nil {
-		return nil, invalidf(c.name(), "nil context")
+		return invalidf(c.name(), "nil context")
 	}
 	if err := c.validate(); err != nil {
-		return nil, err
+		return err
 	}
-	if err := c.checkHost(); err != nil {
-		return nil, err
+	if err := c.checkHost(w); err != nil {
+		return err
 	}
 	if !atomic.CompareAndSwapInt32(&c.started, 0, 1) {
-		return nil, fmt.Errorf("netrunner: %q: already started; a Cmd runs once", c.name())
+		return commandErrorf(c.name(), "already started; a Cmd runs once")
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("netrunner: %q: not started: %w", c.name(), err)
+	if ctx.Err() != nil {
+		return commandError(c.name(), "not started", contextError(ctx))
+	}
+	if c.Host != nil {
+		return c.startRemoteStage(ctx, p, i, w)
 	}
 	path, err := c.lookPath()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if c.Dir != "" {
 		if fi, err := os.Stat(c.Dir); err != nil {
-			return nil, fmt.Errorf("netrunner: %q: Dir: %w", c.name(), err)
+			return commandError(c.name(), "Dir", err)
 		} else if !fi.IsDir() {
-			return nil, fmt.Errorf("netrunner: %q: Dir %q is not a directory", c.name(), c.Dir)
+			return commandErrorf(c.name(), "Dir %q is not a directory", c.Dir)
 		}
 	}
 	cg, err := c.openCgroup()
 	if err != nil {
-		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
+		return commandError(c.name(), "", err)
 	}
 	s, err := c.newStdio(w)
 	if err != nil {
 		cg.end()
-		return nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
+		return commandError(c.name(), "", err)
 	}
 	tty, err := lendForeground(c.name(), s.userFile)
 	if err != nil {
 		s.closeChildEnds()
 		s.closeParentEnds()
 		cg.end()
-		return nil, err
+		return err
 	}
 	// The watchdog is up before the first child is, and ready.
 	watchdog.Ensure()
@@ -276,20 +292,17 @@ func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
 		cg.end()
 		if err == syscall.ENOENT {
 			// Dir was checked above: the program (or its interpreter) is missing.
-			return nil, notFound(c.name(), path, c.Dir)
+			return notFound(c.name(), path, c.Dir)
 		}
-		return nil, fmt.Errorf("netrunner: %q: start: %w", c.name(), err)
+		return commandError(c.name(), "start", err)
 	}
 	name := w.name
 	if name == "" {
 		name = c.name()
 	}
-	return newProcess(ctx, c, name, l, s, cg), nil
+	newStage(ctx, c, p, i, name, l.pid, l, s, cg, newTerminal(s.pty, l.pid))
+	return nil
 }
-
-// errStdinNotPipe is what Write returns when the child's stdin is not the
-// caller's to write.
-var errStdinNotPipe = fmt.Errorf("stdin comes from Cmd.Stdin: %w", ErrStdinClosed)
 
 // isQuietPipeEnd reports errors that only mean the other end went away.
 func isQuietPipeEnd(err error) bool {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -84,16 +85,16 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 	return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd"), tty: tty}, nil
 }
 
-// wait blocks until the leader has exited, then reaps it and calls reaped
+// wait blocks until the leader has exited, then reaps it and calls exited
 // with its status, all under mu, so that a group signal sent under mu never
 // follows the reaping. Then a terminal lent to the child goes back.
-func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.Rusage, error)) {
+func (l *leader) wait(mu *sync.Mutex, exited func(exitStatus, error)) {
 	defer l.tty.handBack(l.pid)
 	rc, err := l.pidfd.SyscallConn()
 	if err != nil {
 		mu.Lock()
 		defer mu.Unlock()
-		reaped(0, nil, err)
+		exited(exitStatus{}, err)
 		return
 	}
 	var ws syscall.WaitStatus
@@ -107,10 +108,10 @@ func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.R
 			case err == syscall.EINTR:
 				continue
 			case err != nil:
-				reaped(0, nil, err)
+				exited(exitStatus{}, err)
 				return true
 			case pid == l.pid:
-				reaped(ws, &ru, nil)
+				exited(exitOf(ws, &ru), nil)
 				return true
 			}
 			return false // still running: park until the pidfd is readable
@@ -122,12 +123,17 @@ func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.R
 		_, werr := syscall.Wait4(l.pid, &ws, 0, &ru)
 		mu.Lock()
 		defer mu.Unlock()
-		reaped(ws, &ru, werr)
+		exited(exitOf(ws, &ru), werr)
 	}
 }
 
-// signal signals the leader alone, through its pidfd.
-func (l *leader) signal(sig syscall.Signal) error {
+// signalGroup signals the leader's group, or the leader alone, through its
+// pidfd, when it has left its group (setpgid, setsid).
+func (l *leader) signalGroup(sig syscall.Signal) error {
+	err := syscall.Kill(-l.pid, sig)
+	if err != syscall.ESRCH {
+		return err
+	}
 	rc, err := l.pidfd.SyscallConn()
 	if err != nil {
 		return err
@@ -139,6 +145,10 @@ func (l *leader) signal(sig syscall.Signal) error {
 	return serr
 }
 
+func (l *leader) endLeftovers(grace time.Duration, killNow <-chan struct{}) {
+	endGroup(l.pid, grace, killNow)
+}
+
 // release ends what spawn began, once the leader is reaped and its group
 // is gone: the watchdog forgets the group, the pidfd closes, and the fork
 // thread may go.
@@ -147,8 +157,6 @@ func (l *leader) release() {
 	l.pidfd.Close()
 	forkReleased()
 }
-
-func killGroup(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }
 
 func maxRSSBytes(ru *syscall.Rusage) int64 { return int64(ru.Maxrss) << 10 } // KiB on Linux; int32 on 32-bit
 

@@ -6,7 +6,6 @@
 package netrunner
 
 import (
-	"fmt"
 	"os"
 	"runtime"
 	"sync"
@@ -38,7 +37,7 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 	return &leader{pid: pid}, nil
 }
 
-func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.Rusage, error)) {
+func (l *leader) wait(mu *sync.Mutex, exited func(exitStatus, error)) {
 	var ws syscall.WaitStatus
 	var ru syscall.Rusage
 	var err error
@@ -50,47 +49,33 @@ func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.R
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	reaped(ws, &ru, err)
+	exited(exitOf(ws, &ru), err)
 }
 
-func (l *leader) signal(sig syscall.Signal) error { return syscall.Kill(l.pid, sig) }
+// signalGroup signals the leader's group, or the leader alone when it has
+// left its group (setpgid, setsid).
+func (l *leader) signalGroup(sig syscall.Signal) error {
+	err := syscall.Kill(-l.pid, sig)
+	if err == syscall.ESRCH {
+		err = syscall.Kill(l.pid, sig)
+	}
+	return err
+}
+
+func (l *leader) endLeftovers(grace time.Duration, killNow <-chan struct{}) {
+	endGroup(l.pid, grace, killNow)
+}
 
 func (l *leader) release() {}
-
-func killGroup(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }
-
-// endLeftovers: see group_linux.go. Without /proc the group id is all there
-// is to signal; zombies in the group count as members here.
-func endLeftovers(pgid int, grace time.Duration, kill <-chan struct{}) {
-	if syscall.Kill(-pgid, 0) != nil {
-		return
-	}
-	if grace >= 0 {
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		syscall.Kill(-pgid, syscall.SIGCONT)
-		deadline := time.NewTimer(grace)
-		defer deadline.Stop()
-		for syscall.Kill(-pgid, 0) == nil {
-			select {
-			case <-deadline.C:
-			case <-kill:
-			case <-time.After(10 * time.Millisecond):
-				continue
-			}
-			break
-		}
-	}
-	syscall.Kill(-pgid, syscall.SIGKILL)
-}
 
 func setPipeSize(fd, size int) error { return nil }
 
 func (c *Cmd) validatePlatform() error {
 	if c.PipeSize != 0 {
-		return fmt.Errorf("netrunner: %q: PipeSize: %w", c.name(), ErrUnsupported)
+		return commandError(c.name(), "PipeSize", ErrUnsupported)
 	}
 	if c.Cgroup != "" || len(c.CgroupSettings) > 0 {
-		return fmt.Errorf("netrunner: %q: Cgroup: %w", c.name(), ErrUnsupported)
+		return commandError(c.name(), "Cgroup", ErrUnsupported)
 	}
 	return nil
 }

@@ -29,19 +29,17 @@ func spawn(string, []string, []string, string, []uintptr, bool, *cgroup, *foregr
 	return nil, errNoWindowsStart
 }
 
-func (l *leader) wait(mu *sync.Mutex, reaped func(syscall.WaitStatus, *syscall.Rusage, error)) {
+func (l *leader) wait(mu *sync.Mutex, exited func(exitStatus, error)) {
 	mu.Lock()
 	defer mu.Unlock()
-	reaped(syscall.WaitStatus{}, nil, errNoWindowsStart)
+	exited(exitStatus{}, errNoWindowsStart)
 }
 
-func (l *leader) signal(syscall.Signal) error { return errNoWindowsStart }
+func (l *leader) signalGroup(syscall.Signal) error { return errNoWindowsStart }
+
+func (l *leader) endLeftovers(time.Duration, <-chan struct{}) {}
 
 func (l *leader) release() {}
-
-func killGroup(int, syscall.Signal) error { return errNoWindowsStart }
-
-func endLeftovers(int, time.Duration, <-chan struct{}) {}
 
 func maxRSSBytes(*syscall.Rusage) int64 { return 0 }
 

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// endLeftovers ends whatever is left of process group pgid after its leader
+// endGroup ends whatever is left of process group pgid after its leader
 // was reaped: SIGTERM and SIGCONT, then SIGKILL after grace (at once if
 // grace < 0, or when kill is closed), and returns once no live process is
 // left in it.
@@ -20,7 +20,7 @@ import (
 // before its group is checked, so a signal can only reach a process seen in
 // the group. Zombies count as gone: an orphan is reparented to an init that
 // may never reap it, and it holds nothing open.
-func endLeftovers(pgid int, grace time.Duration, kill <-chan struct{}) {
+func endGroup(pgid int, grace time.Duration, kill <-chan struct{}) {
 	if syscall.Kill(-pgid, 0) == syscall.ESRCH {
 		return
 	}

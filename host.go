@@ -57,3 +57,11 @@ func (h *sshHost) control() (*control, error) {
 	h.ctl = ctl
 	return ctl, nil
 }
+
+// checkHost refuses, before anything starts, what the Host cannot run.
+func (c *Cmd) checkHost(w wiring) error {
+	if h, ok := c.Host.(*sshHost); ok {
+		return c.checkRemote(h, w)
+	}
+	return nil
+}

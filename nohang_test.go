@@ -43,7 +43,7 @@ func TestChunksLinesRefuseStderrStream(t *testing.T) {
 			if len(errs) != 1 || !errors.Is(errs[0], ErrInvalidCommand) {
 				t.Fatalf("%s with StderrStream yielded %d bytes and errors %v; want one ErrInvalidCommand", name, got, errs)
 			}
-			for _, want := range []string{`"sh"`, "StderrStream", name} {
+			for _, want := range []string{"netrunner: sh -c 'touch ", "StderrStream", name} {
 				if !strings.Contains(errs[0].Error(), want) && !(want == name && strings.Contains(errs[0].Error(), "Chunks or Lines")) {
 					t.Errorf("error %q does not mention %s", errs[0], want)
 				}
@@ -160,7 +160,7 @@ func TestWriteToStopsAtStartContext(t *testing.T) {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("WriteTo = %d, %v; want an error matching context.DeadlineExceeded", n, err)
 			}
-			if !strings.Contains(err.Error(), `"sh" stdout`) {
+			if !strings.Contains(err.Error(), "exec cat /dev/zero': stdout: ") {
 				t.Errorf("WriteTo error %q does not name the stream", err)
 			}
 			p.Stdout.Close()

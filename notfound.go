@@ -17,19 +17,25 @@ import (
 // or the interpreter it names, does not exist. It matches exec.ErrNotFound
 // and fs.ErrNotExist, but its message speaks of $PATH only when a PATH
 // search happened (that error comes from exec.LookPath instead).
-type notFoundError struct{ msg string }
+type notFoundError struct {
+	path         string
+	interp, kind string // the missing interpreter, if that is what is missing
+}
 
-func (e *notFoundError) Error() string   { return e.msg }
+func (e *notFoundError) Error() string {
+	if e.interp != "" {
+		return fmt.Sprintf("%s: %s %q: no such file or directory", e.path, e.kind, e.interp)
+	}
+	return e.path + ": no such file or directory"
+}
+
 func (e *notFoundError) Unwrap() []error { return []error{exec.ErrNotFound, syscall.ENOENT} }
 
 // notFound explains an ENOENT from execve of path, started in dir: the file
 // is missing, or the interpreter its "#!" line or ELF header names.
 func notFound(name, path, dir string) error {
-	msg := fmt.Sprintf("netrunner: %q: start: %s: no such file or directory", name, path)
-	if interp, kind := missingInterpreter(path, dir, 0); interp != "" {
-		msg = fmt.Sprintf("netrunner: %q: start: %s: %s %q: no such file or directory", name, path, kind, interp)
-	}
-	return &notFoundError{msg: msg}
+	interp, kind := missingInterpreter(path, dir, 0)
+	return commandError(name, "start", &notFoundError{path, interp, kind})
 }
 
 // missingInterpreter returns the interpreter that the file at path names,

@@ -2,7 +2,6 @@ package netrunner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -74,7 +73,7 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 		}
 	}
 	if pl.started.Swap(true) {
-		return nil, fmt.Errorf("netrunner: %q: already started; a Pipe runs once", line)
+		return nil, commandErrorf(line, "already started; a Pipe runs once")
 	}
 
 	// links[i] connects stage i to stage i+1; both ends go to children, so
@@ -92,7 +91,7 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 	for i := range links {
 		if err := pipeCloexec(&links[i]); err != nil {
 			closeLinks()
-			return nil, fmt.Errorf("netrunner: %q: %w", line, err)
+			return nil, commandError(line, "", err)
 		}
 		if size := pl.cmds[i].PipeSize; size > 0 {
 			if err := setPipeSize(links[i][1], size); err != nil {
@@ -102,7 +101,7 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 		}
 	}
 
-	stages := make([]*Process, 0, len(pl.cmds))
+	p := newProcess(line, len(pl.cmds))
 	for i, c := range pl.cmds {
 		w := wiring{stdin: -1, stdout: -1, name: fmt.Sprintf("%s (stage %d of %d)", names[i], i+1, len(names))}
 		if i > 0 {
@@ -111,70 +110,21 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 		if i < len(links) {
 			w.stdout = links[i][1]
 		}
-		p, err := c.start(ctx, w)
-		if err != nil {
+		if err := c.startStage(ctx, p, i, w); err != nil {
 			closeLinks()
-			for _, s := range stages {
-				s.Kill()
-				s.Wait(context.Background())
-				if s.Stdout != nil {
-					s.Stdout.Close()
+			for _, s := range p.stages[:i] {
+				s.kill()
+				<-s.done
+				if s.stdout != nil {
+					s.stdout.Close()
 				}
 			}
 			return nil, &stageError{line, i + 1, err}
 		}
-		stages = append(stages, p)
 	}
 	// The parent's copies must go, or the readers never see EOF.
 	closeLinks()
-	return newPipelineProcess(line, stages), nil
-}
-
-func newPipelineProcess(line string, stages []*Process) *Process {
-	first, last := stages[0], stages[len(stages)-1]
-	p := &Process{
-		Stdout:    last.Stdout,
-		Stderr:    last.Stderr,
-		name:      line,
-		pid:       first.pid,
-		startedAt: first.startedAt,
-		stages:    stages,
-		done:      make(chan struct{}),
-	}
-	go func() {
-		var failed *Process
-		var errs []error
-		for i := len(stages) - 1; i >= 0; i-- {
-			s := stages[i]
-			<-s.done
-			if s.result() == nil || i < len(stages)-1 && readerEnded(s, stages[i+1]) {
-				continue
-			}
-			if failed == nil {
-				failed = s
-			}
-			errs = append(errs, s.result())
-		}
-		if failed == nil {
-			failed = last
-		}
-		failed.mu.Lock()
-		status := failed.status
-		failed.mu.Unlock()
-		var err error
-		switch len(errs) {
-		case 0:
-		case 1:
-			err = errs[0]
-		default:
-			err = errors.Join(errs...)
-		}
-		p.mu.Lock()
-		p.reaped, p.status, p.waitErr, p.exitedAt = true, status, err, time.Now()
-		p.mu.Unlock()
-		close(p.done)
-	}()
-	return p
+	return p.started(), nil
 }
 
 // brokenPipeGrace is how much later than a stage that SIGPIPE killed the
@@ -186,9 +136,9 @@ const brokenPipeGrace = 500 * time.Millisecond
 // readerEnded reports whether SIGPIPE killed s when next, the stage it
 // feeds, had exited: how a producer learns that nobody wants more
 // (`yes | head -1`), which is no failure. Both are reaped.
-func readerEnded(s, next *Process) bool {
+func readerEnded(s, next *stage) bool {
 	s.mu.Lock()
-	sigpipe := s.status.Signaled() && s.status.Signal() == syscall.SIGPIPE && s.stopCause == nil
+	sigpipe := s.exit.signal == syscall.SIGPIPE && s.stopCause == nil
 	brokenAt := s.exitedAt
 	s.mu.Unlock()
 	next.mu.Lock()
@@ -205,24 +155,7 @@ type stageError struct {
 }
 
 func (e *stageError) Error() string {
-	return fmt.Sprintf("netrunner: %q: stage %d: %s", e.line, e.stage, strings.TrimPrefix(e.err.Error(), "netrunner: "))
+	return fmt.Sprintf("netrunner: %s: stage %d: %s", e.line, e.stage, strings.TrimPrefix(e.err.Error(), "netrunner: "))
 }
 
 func (e *stageError) Unwrap() error { return e.err }
-
-// pipelineStats adds up the stages' counters: what came in went to the
-// first stage, what came out came from the last.
-func (p *Process) pipelineStats(st Stats) Stats {
-	st.BytesIn = p.stages[0].bytesIn.Load()
-	st.BytesOut = p.stages[len(p.stages)-1].bytesOut.Load()
-	for _, s := range p.stages {
-		ss := s.Stats()
-		st.BytesErr += ss.BytesErr
-		st.Reads += ss.Reads
-		st.Writes += ss.Writes
-		st.UserTime += ss.UserTime
-		st.SystemTime += ss.SystemTime
-		st.MaxRSS = max(st.MaxRSS, ss.MaxRSS)
-	}
-	return st
-}

@@ -2,7 +2,7 @@ package netrunner
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -10,174 +10,87 @@ import (
 	"time"
 )
 
-// A Process is a started command. Its methods are safe for concurrent use.
+// A Process is a started command: one child for Cmd.Start, one per stage
+// for a Pipeline. Its methods are safe for concurrent use.
 type Process struct {
 	Stdout *Stream // stdout (and stderr with StderrToStdout; the terminal with PTY)
 	Stderr *Stream // non-nil only with StderrStream
 
-	name        string
-	pid         int
-	leader      *leader
-	stages      []*Process // a pipeline's stages; see pipeline.go
-	cgroup      *cgroup    // with Cmd.Cgroup
-	killTimeout time.Duration
-	startedAt   time.Time
+	name    string
+	stages  []*stage // in pipeline order; one for Cmd.Start
+	running atomic.Int32
+	done    chan struct{}
 
-	pty        *os.File // the terminal master, with Cmd.PTY
-	stdin      *os.File // nil when the child's stdin is not a pipe of ours
-	stdinOwned bool     // the caller writes stdin (not a copy of Cmd.Stdin)
-	stdinSem   chan struct{}
-	stdinWatch *ctxWatch
-	stdinShut  sync.Once
-	stdinDone  atomic.Bool
-	lastIn     atomic.Int32 // the last byte written to stdin; -1: none yet
-
-	stderrTail *tail
-	drained    chan struct{} // closed when the stderr tail is complete
-
-	bytesIn, bytesOut, bytesErr, reads, writes atomic.Int64
-
-	unwatch  func() bool // releases the Start context
-	stopOnce sync.Once
-	killOnce sync.Once
-	killNow  chan struct{} // closed by Kill: leftovers get SIGKILL without grace
-	done     chan struct{}
-
-	mu        sync.Mutex // guards the fields below
-	reaped    bool       // once true, the group may be gone: no more kill(-pgid)
-	exitedAt  time.Time
-	status    syscall.WaitStatus
-	rusage    syscall.Rusage
-	stopCause error // the context error that made us stop the process
-	copyErr   error // reading Cmd.Stdin failed
-	waitErr   error
+	mu      sync.Mutex // guards the fields below, set once every stage is done
+	exit    exitStatus // the rightmost failed stage's, or the last stage's
+	waitErr error
 }
 
-// stderrDrainChunk is the StderrTail drainer's read size: small, because
-// stderr is usually quiet and every running process holds one.
-const stderrDrainChunk = 8 << 10
-
-func newProcess(ctx context.Context, c *Cmd, name string, l *leader, s *stdio, cg *cgroup) *Process {
-	p := &Process{
-		name:        name,
-		pid:         l.pid,
-		leader:      l,
-		cgroup:      cg,
-		killTimeout: c.killTimeout(),
-		startedAt:   time.Now(),
-		pty:         s.pty,
-		stdin:       s.stdin,
-		stdinOwned:  s.stdin != nil && s.copy == nil,
-		stdinSem:    make(chan struct{}, 1),
-		killNow:     make(chan struct{}),
-		done:        make(chan struct{}),
-	}
-	if p.stdin != nil {
-		p.stdinWatch = newCtxWatch(p.stdin, true, nil)
-	}
-	// Registered at once: the watchdog is ready (start called Ensure), and a
-	// refusal shows in WatchdogErr.
-	cg.watch(p.pid) // the group was registered by spawn, as soon as it existed
-	size := c.chunkSize()
-	if s.stdout != nil {
-		p.Stdout = newStream(ctx, fmt.Sprintf("%q stdout", p.name), s.stdout, size, s.pty != nil, &p.bytesOut, &p.reads)
-		p.Stdout.canGrow = c.PipeSize == 0 && s.pty == nil
-	}
-	var drainer *Stream
-	switch {
-	case s.stderr == nil:
-	case c.Stderr == StderrStream:
-		p.Stderr = newStream(ctx, fmt.Sprintf("%q stderr", p.name), s.stderr, size, false, &p.bytesErr, &p.reads)
-		p.Stderr.canGrow = c.PipeSize == 0
-	case c.Stderr == StderrTail:
-		drainer = newStream(ctx, fmt.Sprintf("%q stderr", p.name), s.stderr, stderrDrainChunk, false, &p.bytesErr, &p.reads)
-		p.stderrTail = &tail{n: stderrTailSize}
-	}
-	p.drained = make(chan struct{})
-	if drainer != nil {
-		go func() {
-			defer close(p.drained)
-			// To the end, past ctx: the tail is for the ExitError.
-			drainer.writeTo(context.Background(), p.stderrTail)
-		}()
-	} else {
-		close(p.drained)
-	}
-	p.lastIn.Store(-1)
-	if s.copy != nil {
-		go p.copyStdin(s.copy)
-	} else if s.eofNow {
-		p.closeStdin(true)
-	}
-	p.watch(ctx)
-	go p.supervise(drainer)
+// newProcess makes the Process of n stages about to be started (newStage
+// fills them in). Each stage tells it when it is done (see stageDone), so
+// it needs no goroutine of its own.
+func newProcess(name string, n int) *Process {
+	p := &Process{name: name, stages: make([]*stage, n), done: make(chan struct{})}
+	p.running.Store(int32(n))
 	return p
 }
 
-// watch ties the process to ctx: when ctx ends first, the process is stopped.
-func (p *Process) watch(ctx context.Context) {
-	p.unwatch = context.AfterFunc(ctx, func() {
-		p.mu.Lock()
-		if !p.reaped {
-			p.stopCause = ctx.Err()
-		}
-		p.mu.Unlock()
-		p.Stop(context.Background())
-	})
+// started makes the last stage's streams the Process's, once every stage
+// is started.
+func (p *Process) started() *Process {
+	last := p.stages[len(p.stages)-1]
+	p.Stdout, p.Stderr = last.stdout, last.stderr
+	return p
 }
 
-// supervise waits for the leader, reaps it, ends what is left of its group,
-// and then marks the process done.
-func (p *Process) supervise(drainer *Stream) {
-	var waitErr error
-	p.leader.wait(&p.mu, func(status syscall.WaitStatus, rusage *syscall.Rusage, err error) {
-		p.reaped, p.exitedAt, p.status, waitErr = true, time.Now(), status, err
-		if rusage != nil {
-			p.rusage = *rusage
-		}
-	})
-
-	endLeftovers(p.pid, p.killTimeout, p.killNow)
-	p.cgroup.end()
-	p.leader.release()
-	p.closeStdin(false)
-	// The group is gone: whatever the pipes still hold is all there is.
-	for _, s := range []*Stream{p.Stdout, p.Stderr, drainer} {
-		if s != nil {
-			s.processGone()
-		}
+// stageDone runs when a stage is done; the last one to finish settles the
+// Process. It reads every stage: each was in p.stages before its
+// supervision began, and so before its own stageDone. Its error is that of the failed stages, rightmost first, as
+// bash's pipefail reports it; a single stage's error is its own.
+func (p *Process) stageDone() {
+	if p.running.Add(-1) > 0 {
+		return
 	}
-	<-p.drained
-	p.unwatch()
-
-	p.mu.Lock()
-	status := p.status
-	switch {
-	case waitErr != nil:
-		p.waitErr = fmt.Errorf("netrunner: %q: wait: %w", p.name, waitErr)
-	case status.Exited() && status.ExitStatus() == 0 && p.stopCause == nil:
-		if p.copyErr != nil {
-			p.waitErr = fmt.Errorf("netrunner: %q: reading Stdin: %w", p.name, p.copyErr)
+	var failed *stage
+	var errs []error
+	for i := len(p.stages) - 1; i >= 0; i-- {
+		s := p.stages[i]
+		err := s.result()
+		if err == nil || i < len(p.stages)-1 && readerEnded(s, p.stages[i+1]) {
+			continue
 		}
+		if failed == nil {
+			failed = s
+		}
+		errs = append(errs, err)
+	}
+	if failed == nil {
+		failed = p.stages[len(p.stages)-1]
+	}
+	failed.mu.Lock()
+	exit := failed.exit
+	failed.mu.Unlock()
+	var err error
+	switch len(errs) {
+	case 0:
+	case 1:
+		err = errs[0]
 	default:
-		e := &ExitError{Code: status.ExitStatus(), name: p.name, cause: p.stopCause}
-		if status.Signaled() {
-			e.Code, e.Signal = -1, status.Signal()
-		}
-		if p.stderrTail != nil {
-			e.Stderr = p.stderrTail.bytes()
-		}
-		p.waitErr = e
+		err = errors.Join(errs...)
 	}
+	p.mu.Lock()
+	p.exit, p.waitErr = exit, err
 	p.mu.Unlock()
 	close(p.done)
 }
 
-// Pid returns the process id of the child, which is also its process group id.
-func (p *Process) Pid() int { return p.pid }
+// Pid returns the process id of the child, which is also its process group
+// id; for a pipeline, the first stage's.
+func (p *Process) Pid() int { return p.stages[0].pid }
 
 // Done returns a channel closed once the process has exited, been reaped,
-// and nothing is left of its process group.
+// and nothing is left of its process group (for a pipeline: of every
+// stage's).
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Wait waits until the process is done and returns nil if it exited with
@@ -195,7 +108,7 @@ func (p *Process) Wait(ctx context.Context) error {
 			return p.result()
 		default:
 		}
-		return fmt.Errorf("netrunner: %q: wait: %w", p.name, ctx.Err())
+		return commandError(p.name, "wait", contextError(ctx))
 	}
 }
 
@@ -206,47 +119,30 @@ func (p *Process) result() error {
 }
 
 // ExitCode returns the exit code of the exited process, or -1 while it is
-// running or when a signal ended it.
+// running or when a signal ended it. A pipeline's is its rightmost failed
+// stage's, or the last stage's when none failed.
 func (p *Process) ExitCode() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.reaped || !p.status.Exited() {
+	select {
+	case <-p.done:
+	default:
 		return -1
 	}
-	return p.status.ExitStatus()
-}
-
-// Signal sends sig to the process group of the child. Once the child has
-// been reaped it returns an error wrapping os.ErrProcessDone. Signal 0 only
-// checks that the group can be signalled.
-func (p *Process) Signal(sig syscall.Signal) error {
-	if sig < 0 || sig > maxSignal {
-		return fmt.Errorf("netrunner: %q: signal %d is outside 0..%d", p.name, int(sig), maxSignal)
-	}
-	if err := p.signalGroup(sig); err != nil {
-		return fmt.Errorf("netrunner: %q: signal %v: %w", p.name, sig, err)
-	}
-	return nil
-}
-
-// signalGroup signals the group while the leader is unreaped: the unreaped
-// leader holds its pid, and so the group's id, so the signal cannot reach a
-// group that reuses the number.
-func (p *Process) signalGroup(sig syscall.Signal) error {
-	if p.stages != nil {
-		return p.signalStages(func(s *Process) error { return s.signalGroup(sig) })
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.reaped {
-		return os.ErrProcessDone
+	return p.exit.code
+}
+
+// Signal sends sig to the process group of the child (of every stage, for
+// a pipeline). Once the child has been reaped it returns an error wrapping
+// os.ErrProcessDone. Signal 0 only checks that the group can be signalled.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if sig < 0 || sig > maxSignal {
+		return commandErrorf(p.name, "signal %d is outside 0..%d", int(sig), maxSignal)
 	}
-	err := killGroup(p.pid, sig)
-	if err == syscall.ESRCH {
-		// The leader left its group (setpgid, setsid); it still exists.
-		err = p.leader.signal(sig)
+	if err := p.eachStage(func(s *stage) error { return s.signalGroup(sig) }); err != nil {
+		return commandError(p.name, "signal "+sig.String(), err)
 	}
-	return err
+	return nil
 }
 
 // Stop stops the process gracefully: SIGTERM to its group, followed by
@@ -254,90 +150,33 @@ func (p *Process) signalGroup(sig syscall.Signal) error {
 // KillTimeout (at once if KillTimeout < 0), and waits until it is
 // reaped. It returns what Wait returns; ctx bounds the waiting only, the
 // SIGKILL comes on time either way. Stop is idempotent and safe to call
-// after the process exited.
+// after the process exited. A pipeline's stages stop together, each with
+// its own KillTimeout.
 func (p *Process) Stop(ctx context.Context) error {
-	if p.stages != nil {
-		for _, s := range p.stages {
-			go s.Stop(context.Background())
-		}
-		return p.Wait(ctx)
+	for _, s := range p.stages {
+		s.stop()
 	}
-	p.stopOnce.Do(func() {
-		if p.killTimeout < 0 {
-			p.Kill()
-			return
-		}
-		p.signalGroup(syscall.SIGTERM)
-		// A stopped process (SIGSTOP, or SIGTTIN from a terminal) acts on
-		// the TERM only once continued; without this it would wait out the
-		// whole KillTimeout. Continuing one that runs does nothing.
-		p.signalGroup(sigCONT)
-		go func() {
-			t := time.NewTimer(p.killTimeout)
-			defer t.Stop()
-			select {
-			case <-p.done:
-			case <-t.C:
-				p.Kill()
-			}
-		}()
-	})
 	return p.Wait(ctx)
 }
 
 // Kill sends SIGKILL to the process group now, and to whatever is left of
 // the group after the child exits. It is idempotent.
 func (p *Process) Kill() error {
-	if p.stages != nil {
-		return p.signalStages((*Process).Kill)
-	}
-	err := p.signalGroup(syscall.SIGKILL)
-	p.killOnce.Do(func() { close(p.killNow) })
-	if err != nil && err != os.ErrProcessDone && err != syscall.ESRCH {
-		return fmt.Errorf("netrunner: %q: kill: %w", p.name, err)
+	err := p.eachStage((*stage).kill)
+	if err != nil && err != os.ErrProcessDone {
+		return commandError(p.name, "kill", err)
 	}
 	return nil
 }
 
-// Stats returns the process's counters so far.
-func (p *Process) Stats() Stats {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	st := Stats{
-		BytesIn:   p.bytesIn.Load(),
-		BytesOut:  p.bytesOut.Load(),
-		BytesErr:  p.bytesErr.Load(),
-		Reads:     p.reads.Load(),
-		Writes:    p.writes.Load(),
-		StartedAt: p.startedAt,
-		ExitCode:  -1,
-	}
-	if !p.reaped {
-		st.Duration = time.Since(p.startedAt)
-		if p.stages != nil {
-			return p.pipelineStats(st)
-		}
-		return st
-	}
-	st.Duration = p.exitedAt.Sub(p.startedAt)
-	if p.status.Exited() {
-		st.ExitCode = p.status.ExitStatus()
-	}
-	if p.stages != nil {
-		return p.pipelineStats(st)
-	}
-	st.UserTime, st.SystemTime = cpuTimes(&p.rusage)
-	st.MaxRSS = maxRSSBytes(&p.rusage)
-	return st
-}
-
-// signalStages applies signal to every stage and returns the first error
-// other than the stage being done already.
-func (p *Process) signalStages(signal func(*Process) error) error {
+// eachStage applies act to every stage and returns the first error other
+// than the stage being done already, or os.ErrProcessDone when every stage
+// is.
+func (p *Process) eachStage(act func(*stage) error) error {
 	var first error
 	done := 0
 	for _, s := range p.stages {
-		switch err := signal(s); {
+		switch err := act(s); {
 		case err == os.ErrProcessDone:
 			done++
 		case err != nil && first == nil:
@@ -348,6 +187,71 @@ func (p *Process) signalStages(signal func(*Process) error) error {
 		return os.ErrProcessDone
 	}
 	return first
+}
+
+// Write writes b to the child's stdin (the first stage's), waiting while
+// the pipe is full. When ctx ends first, it returns how much was written
+// and ctx's error. Writes from several goroutines do not interleave. After
+// CloseStdin, or when Cmd.Stdin feeds the child, it returns an error
+// wrapping ErrStdinClosed.
+func (p *Process) Write(ctx context.Context, b []byte) (int, error) {
+	return p.stages[0].stdin.write(ctx, b)
+}
+
+// CloseStdin closes the child's stdin (the first stage's): the child reads
+// EOF. It also ends the copy of Cmd.Stdin: the copy writes no more. It is
+// idempotent.
+//
+// On a PTY, stdin is the terminal, which stays open for reading: CloseStdin
+// ends the writing side and types the terminal's end-of-file character
+// (VEOF, normally Ctrl-D) once, which a child reading the terminal in
+// canonical mode sees as the end of its input. A child that turns canonical
+// mode off reads no end-of-file from the terminal: it ends when it exits by
+// itself or the context ends.
+func (p *Process) CloseStdin() error {
+	p.stages[0].stdin.close(true)
+	return nil
+}
+
+// Resize sets the terminal's size; the child gets SIGWINCH. It is an error
+// on a process without a PTY.
+func (p *Process) Resize(ws Winsize) error {
+	s := p.stages[0]
+	if s.terminal == nil {
+		return commandErrorf(p.name, "resize: the process has no PTY")
+	}
+	if err := s.terminal.resize(ws); err != nil {
+		return commandError(p.name, "resize", err)
+	}
+	return nil
+}
+
+// Stats returns the process's counters so far. A pipeline's count bytes
+// into the first stage and out of the last (the bytes between stages never
+// pass through Go), and add up the stages' reads, writes and CPU times.
+func (p *Process) Stats() Stats {
+	first, last := p.stages[0].stats(), p.stages[len(p.stages)-1].stats()
+	st := Stats{
+		BytesIn:   first.BytesIn,
+		BytesOut:  last.BytesOut,
+		StartedAt: first.StartedAt,
+		ExitCode:  p.ExitCode(),
+	}
+	var end time.Time
+	for _, s := range p.stages {
+		ss := s.stats()
+		st.BytesErr += ss.BytesErr
+		st.Reads += ss.Reads
+		st.Writes += ss.Writes
+		st.UserTime += ss.UserTime
+		st.SystemTime += ss.SystemTime
+		st.MaxRSS = max(st.MaxRSS, ss.MaxRSS)
+		if e := ss.StartedAt.Add(ss.Duration); e.After(end) {
+			end = e
+		}
+	}
+	st.Duration = end.Sub(st.StartedAt)
+	return st
 }
 
 // Stats are a process's counters.

@@ -63,43 +63,51 @@ func setWinsize(fd int, ws Winsize) error {
 	return nil
 }
 
-// Resize sets the terminal's size; the child gets SIGWINCH. It is an error
-// on a process without a PTY.
-func (p *Process) Resize(ws Winsize) error {
-	if p.pty == nil {
-		return fmt.Errorf("netrunner: %q: resize: the process has no PTY", p.name)
+// ptyTerminal is a child's terminal as its stage sees it: the master, and
+// the child, which leads the terminal's session.
+type ptyTerminal struct {
+	master *os.File
+	pid    int
+}
+
+// newTerminal returns the terminal of a child spawned on master, or nil
+// without one.
+func newTerminal(master *os.File, pid int) terminal {
+	if master == nil {
+		return nil
 	}
-	rc, err := p.pty.SyscallConn()
+	return &ptyTerminal{master: master, pid: pid}
+}
+
+func (t *ptyTerminal) resize(ws Winsize) error {
+	rc, err := t.master.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("netrunner: %q: resize: %w", p.name, err)
+		return err
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = setWinsize(int(fd), ws) }); err != nil {
-		return fmt.Errorf("netrunner: %q: resize: %w", p.name, err)
+		return err
 	}
-	if serr != nil {
-		return fmt.Errorf("netrunner: %q: resize: %w", p.name, serr)
-	}
-	return nil
+	return serr
 }
 
-func (p *Process) termios() (*unix.Termios, error) {
-	rc, err := p.pty.SyscallConn()
+func (t *ptyTerminal) termios() (*unix.Termios, error) {
+	rc, err := t.master.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	var t *unix.Termios
+	var tio *unix.Termios
 	var terr error
-	if err := rc.Control(func(fd uintptr) { t, terr = unix.IoctlGetTermios(int(fd), unix.TCGETS) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { tio, terr = unix.IoctlGetTermios(int(fd), unix.TCGETS) }); err != nil {
 		return nil, err
 	}
 	if terr != nil {
 		return nil, os.NewSyscallError("ioctl TCGETS", terr)
 	}
-	return t, nil
+	return tio, nil
 }
 
-// typeEOF ends the terminal's input as closing a pipe would: it types VEOF,
+// endInput ends the terminal's input as closing a pipe would: it types VEOF,
 // which a reader in canonical mode sees as end-of-file. After a partial line
 // the first VEOF only hands that line over, so a second one follows.
 //
@@ -112,26 +120,26 @@ func (p *Process) termios() (*unix.Termios, error) {
 // waiting whatever it polls, so a child that polls something else (a Go
 // child's runtime always does) and only later turns canonical mode off with
 // TCSANOW can still read the NUL.
-func (p *Process) typeEOF() {
+func (t *ptyTerminal) endInput(last int32, done <-chan struct{}) {
 	go func() {
 		delay := time.Millisecond
 		timer := time.NewTimer(delay)
 		defer timer.Stop()
 		for {
-			t, err := p.termios()
+			tio, err := t.termios()
 			if err != nil {
 				return
 			}
-			if t.Lflag&unix.ICANON != 0 && p.inputAwaited() {
-				eof := []byte{t.Cc[unix.VEOF], t.Cc[unix.VEOF]}
-				if last := p.lastIn.Load(); last < 0 || endsLine(t, byte(last)) {
+			if tio.Lflag&unix.ICANON != 0 && t.inputAwaited() {
+				eof := []byte{tio.Cc[unix.VEOF], tio.Cc[unix.VEOF]}
+				if last < 0 || endsLine(tio, byte(last)) {
 					eof = eof[:1]
 				}
-				p.pty.Write(eof)
+				t.master.Write(eof)
 				return
 			}
 			select {
-			case <-p.done:
+			case <-done:
 				return
 			case <-timer.C:
 			}
@@ -147,9 +155,9 @@ func (p *Process) typeEOF() {
 // child still gets its end-of-file. It looks at the child and its
 // descendants, not at every process of the system, since it runs again and
 // again while a child does not read.
-func (p *Process) inputAwaited() bool {
-	for _, pid := range descendants(p.pid) {
-		if !inSession(pid, p.pid) {
+func (t *ptyTerminal) inputAwaited() bool {
+	for _, pid := range descendants(t.pid) {
+		if !inSession(pid, t.pid) {
 			continue
 		}
 		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
@@ -161,7 +169,7 @@ func (p *Process) inputAwaited() bool {
 			if errors.Is(err, os.ErrPermission) {
 				return true
 			}
-			if err == nil && p.awaitsInput(pid, strings.Fields(string(b))) {
+			if err == nil && t.awaitsInput(pid, strings.Fields(string(b))) {
 				return true
 			}
 		}
@@ -202,7 +210,7 @@ func inSession(pid, sid int) bool {
 // awaitsInput reports whether a task blocked in the system call that
 // /proc/PID/task/TID/syscall describes (number, then arguments) waits for
 // input: a read of the terminal, or any poll.
-func (p *Process) awaitsInput(pid int, call []string) bool {
+func (t *ptyTerminal) awaitsInput(pid int, call []string) bool {
 	if len(call) < 2 {
 		return false // running
 	}
@@ -217,7 +225,7 @@ func (p *Process) awaitsInput(pid int, call []string) bool {
 			return false
 		}
 		name, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
-		return err == nil && name == p.pty.Name()
+		return err == nil && name == t.master.Name()
 	case pollCalls[nr]:
 		return true
 	}

@@ -2,17 +2,14 @@
 
 package netrunner
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+)
 
 func (s *stdio) openPTY(c *Cmd) error {
 	return fmt.Errorf("PTY: %w", ErrUnsupported)
 }
 
-// Resize sets the terminal's size; the child gets SIGWINCH. It is an error
-// on a process without a PTY.
-func (p *Process) Resize(ws Winsize) error {
-	return fmt.Errorf("netrunner: %q: resize: the process has no PTY", p.name)
-}
-
-// typeEOF is never called: no process has a PTY here.
-func (p *Process) typeEOF() {}
+// newTerminal returns nil: no child has a PTY here.
+func newTerminal(*os.File, int) terminal { return nil }

@@ -3,7 +3,6 @@ package netrunner
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"iter"
 	"slices"
@@ -55,12 +54,12 @@ func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 	<-stderrDone
 
 	res := &Result{Stdout: stdout, Stderr: stderr, ExitCode: p.ExitCode(), Stats: p.Stats()}
-	if p.stderrTail != nil {
-		res.Stderr = p.stderrTail.bytes()
+	if t := p.stages[len(p.stages)-1].stderrTail; t != nil {
+		res.Stderr = t.bytes()
 	}
 	switch {
 	case over:
-		return res, fmt.Errorf("netrunner: %q: stdout: %w (%d bytes)", p.name, ErrMaxOutput, c.MaxOutput)
+		return res, commandErrorf(p.name, "stdout: %w (%d bytes)", ErrMaxOutput, c.MaxOutput)
 	case readErr != nil:
 		return res, readErr
 	}
@@ -142,7 +141,7 @@ func (c *Cmd) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
 			return func() ([]byte, error) {
 				line, err := lr.Line()
 				if errors.Is(err, ErrLineTooLong) {
-					err = fmt.Errorf("netrunner: %q: stdout: %w", p.name, err)
+					err = commandError(p.name, "stdout", err)
 				}
 				return line, err
 			}
@@ -171,13 +170,13 @@ func (c *Cmd) each(ctx context.Context, yield func([]byte, error) bool, reader f
 	for {
 		b, err := next()
 		if err == nil && ctx.Err() != nil {
-			err = ctx.Err() // a chunk read as ctx ended is not delivered
+			err = contextError(ctx) // a chunk read as ctx ended is not delivered
 		}
 		if err == io.EOF {
 			break
 		}
-		if cause := ctx.Err(); cause != nil && errors.Is(err, cause) {
-			yield(nil, p.stopFor(cause))
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			yield(nil, p.stopFor(ctx))
 			return
 		}
 		if err != nil {
@@ -194,18 +193,21 @@ func (c *Cmd) each(ctx context.Context, yield func([]byte, error) bool, reader f
 	}
 }
 
-// stopFor stops the process because its context ended with cause, and
-// returns the run's error, which matches cause: the ExitError, or cause
-// itself when the process had exited on its own before.
-func (p *Process) stopFor(cause error) error {
+// stopFor stops the process because ctx ended, and returns the run's
+// error, which matches ctx's error and cause: the ExitError, or the
+// context's error itself when the process had exited on its own before.
+func (p *Process) stopFor(ctx context.Context) error {
+	cause := contextError(ctx)
 	p.Stdout.Close()
-	p.mu.Lock()
-	if !p.reaped && p.stopCause == nil {
-		p.stopCause = cause // the context's watch may not have run yet
+	for _, s := range p.stages {
+		s.mu.Lock()
+		if !s.reaped && s.stopCause == nil {
+			s.stopCause = cause // the context's watch may not have run yet
+		}
+		s.mu.Unlock()
 	}
-	p.mu.Unlock()
-	if err := p.Stop(context.Background()); errors.Is(err, cause) {
+	if err := p.Stop(context.Background()); errors.Is(err, ctx.Err()) {
 		return err
 	}
-	return fmt.Errorf("netrunner: %q: %w", p.name, cause)
+	return commandError(p.name, "", cause)
 }

@@ -79,7 +79,7 @@ func TestRunExitStatus(t *testing.T) {
 			if ee.Code != tc.code || ee.Signal != tc.sig {
 				t.Errorf("ExitError{Code %d, Signal %v}; want {%d, %v}", ee.Code, ee.Signal, tc.code, tc.sig)
 			}
-			if !strings.Contains(err.Error(), `"sh"`) {
+			if !strings.Contains(err.Error(), "netrunner: sh -c 'echo partial; "+tc.script+"': ") {
 				t.Errorf("error %q does not name the command", err)
 			}
 			if res == nil {
@@ -417,6 +417,47 @@ func TestRunContext(t *testing.T) {
 		}
 		check()
 	})
+	// errgroup and WithCancelCause say why they cancelled: every error
+	// the run gives keeps that cause and still matches context.Canceled.
+	t.Run("cause", func(t *testing.T) {
+		check := leakCheck(t)
+		boom := errors.New("a sibling failed")
+		matches := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, context.Canceled) || !errors.Is(err, boom) || !strings.Contains(errString(err), boom.Error()) {
+				t.Errorf("%s: %v; want an error matching context.Canceled and the cause, and saying it", what, err)
+			}
+		}
+		ctx, cancel := context.WithCancelCause(context.Background())
+		time.AfterFunc(200*time.Millisecond, func() { cancel(boom) })
+		var err error
+		within(t, 15*time.Second, "Run after cancel", func() { _, err = sh("echo a; exec sleep 1000").Run(ctx) })
+		matches("Run", err)
+		exitErr(t, err)
+
+		ctx, cancel = context.WithCancelCause(context.Background())
+		time.AfterFunc(200*time.Millisecond, func() { cancel(boom) })
+		var last error
+		within(t, 15*time.Second, "Lines after cancel", func() {
+			for _, err := range sh("echo a; exec sleep 1000").Lines(ctx) {
+				if err != nil {
+					last = err
+				}
+			}
+		})
+		matches("Lines", last)
+
+		p := start(t, testCtx(t), Command("sleep", "1000"))
+		ctx, cancel = context.WithCancelCause(context.Background())
+		cancel(boom)
+		_, err = p.Stdout.Next(ctx)
+		matches("Next", err)
+		matches("Wait", p.Wait(ctx))
+		_, err = p.Write(ctx, []byte("x"))
+		matches("Write", err)
+		reap(t, p)
+		check()
+	})
 }
 
 func collectLines(t *testing.T, c *Cmd) ([]string, error) {
@@ -734,8 +775,8 @@ func TestLinesTooLongMessage(t *testing.T) {
 	if !errors.Is(last, ErrLineTooLong) {
 		t.Fatalf("Lines ended with %v, want ErrLineTooLong", last)
 	}
-	if msg := last.Error(); !strings.HasPrefix(msg, `netrunner: "sh": stdout: line longer than`) {
-		t.Errorf("error %q, want it to start with %q", msg, `netrunner: "sh": stdout: line longer than`)
+	if msg := last.Error(); !strings.HasPrefix(msg, `netrunner: sh -c 'head -c 100000 /dev/zero': stdout: line longer than`) {
+		t.Errorf("error %q, want it to start with %q", msg, `netrunner: sh -c 'head -c 100000 /dev/zero': stdout: line longer than`)
 	}
 	check()
 }

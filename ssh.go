@@ -51,24 +51,29 @@ type remoteChild struct {
 	finishOnce sync.Once // finishOutput runs once
 }
 
-// remoteStdio is what startRemote gives the stage: the parent ends of the
-// local pipes, as a local start would.
-type remoteStdio struct {
-	stdin  *os.File  // Process.Write, or the copy of Cmd.Stdin
-	copy   io.Reader // Cmd.Stdin, copied in
-	stdout *os.File
-	stderr *os.File // StderrTail and StderrStream
-
-	// Closed when the bridge feeding stdout (stderr) has written its last
-	// byte and closed the pipe: only then is what the pipe holds all there
-	// is (see Stream.processGone).
-	stdoutFed, stderrFed <-chan struct{}
+// startRemoteStage starts c on its Host as stage i of p: a stage like any
+// other, whose child is remote.
+func (c *Cmd) startRemoteStage(ctx context.Context, p *Process, i int, w wiring) error {
+	r, s, err := c.startRemote(ctx, c.Host.(*sshHost), w)
+	if err != nil {
+		return err
+	}
+	name := w.name
+	if name == "" {
+		name = c.name()
+	}
+	var term terminal
+	if r.pty {
+		term = r
+	}
+	newStage(ctx, c, p, i, name, r.pgid, r, s, nil, term)
+	return nil
 }
 
 // checkRemote refuses, before anything starts, what a remote host cannot do.
 func (c *Cmd) checkRemote(h *sshHost, w wiring) error {
 	unsupported := func(what string) error {
-		return fmt.Errorf("netrunner: %q: %s on %s: %w", c.name(), what, h.name, ErrUnsupported)
+		return commandErrorf(c.name(), "%s on %s: %w", what, h.name, ErrUnsupported)
 	}
 	switch {
 	case h.client == nil:
@@ -90,13 +95,13 @@ func (c *Cmd) checkRemote(h *sshHost, w wiring) error {
 // its local pipes. It returns once the program is about to run: the remote
 // shell has checked Dir and the program and reported the process group,
 // and the control session watches the group.
-func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteChild, _ *remoteStdio, err error) {
+func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteChild, _ *stdio, err error) {
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("netrunner: %q: %s: %s", c.name(), h.name, fmt.Sprintf(format, args...))
+		return commandErrorf(c.name(), "%s: %s", h.name, fmt.Sprintf(format, args...))
 	}
 	ctl, err := h.control()
 	if err != nil {
-		return nil, nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
+		return nil, nil, commandError(c.name(), "", err)
 	}
 	r := &remoteChild{name: c.name(), host: h, ctl: ctl, pty: c.PTY != nil}
 	var closeOnFail []io.Closer
@@ -109,7 +114,7 @@ func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteC
 	}()
 	ch, exit, err := openCommandSession(h.client, h.name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
+		return nil, nil, commandError(c.name(), "", err)
 	}
 	r.ch, r.exit = ch, exit
 	closeOnFail = append(closeOnFail, ch)
@@ -125,7 +130,7 @@ func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteC
 	stopReading := context.AfterFunc(ctx, func() { ch.Close() })
 	pgid, rest, err := readStartMarker(ch)
 	if !stopReading() {
-		return nil, nil, fmt.Errorf("netrunner: %q: not started: %w", c.name(), ctx.Err())
+		return nil, nil, commandError(c.name(), "not started", contextError(ctx))
 	}
 	switch {
 	case err != nil:
@@ -134,13 +139,13 @@ func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteC
 		return nil, nil, fail("Dir %q: no such directory, or not one the user may enter", c.Dir)
 	case pgid == remoteNotFound:
 		prog, _ := c.remoteProgram()
-		return nil, nil, fmt.Errorf("netrunner: %q: %s: %w", c.name(), h.name, &exec.Error{Name: prog, Err: exec.ErrNotFound})
+		return nil, nil, commandError(c.name(), h.name, &exec.Error{Name: prog, Err: exec.ErrNotFound})
 	}
 	if r.pgid, err = strconv.Atoi(pgid); err != nil || r.pgid <= 1 {
 		return nil, nil, fail("start: the remote shell reported %q, not a process id", pgid)
 	}
 	if _, err := ctl.request("watch", "-", r.pgid); err != nil {
-		return nil, nil, fmt.Errorf("netrunner: %q: %w", c.name(), err)
+		return nil, nil, commandError(c.name(), "", err)
 	}
 	if handshake {
 		// The program runs from here.

@@ -34,8 +34,8 @@ const outputQuiet = 250 * time.Millisecond
 
 // connect makes the local pipes. The parent ends go to the stage; the
 // other ends are the bridges'.
-func (r *remoteChild) connect(c *Cmd, w wiring, pending []byte) (_ *remoteStdio, err error) {
-	s := &remoteStdio{}
+func (r *remoteChild) connect(c *Cmd, w wiring, pending []byte) (_ *stdio, err error) {
+	s := &stdio{}
 	var opened []*os.File
 	defer func() {
 		if err != nil {
@@ -277,7 +277,7 @@ func (r *remoteChild) endLeftovers(grace time.Duration, killNow <-chan struct{})
 			deadline.Stop()
 		}
 		r.ctl.send("kill", "KILL", r.pgid)
-		giveUp := time.NewTimer(killWait)
+		giveUp := time.NewTimer(remoteKillWait)
 		r.pollGroup(giveUp.C, nil)
 		giveUp.Stop()
 	}
@@ -375,10 +375,15 @@ func (r *remoteChild) release() {
 	r.finishOnce.Do(func() { go r.finishOutput() })
 }
 
-// resize sends the terminal's new size.
-func (r *remoteChild) resize(ws Winsize) error {
-	if !r.pty {
-		return fmt.Errorf("the process has no PTY")
-	}
-	return windowChange(r.ch, ws)
-}
+// resize sends the terminal's new size: sshd sets it, and the program
+// gets SIGWINCH.
+func (r *remoteChild) resize(ws Winsize) error { return windowChange(r.ch, ws) }
+
+// endInput does nothing: the end of the local stdin pipe reaches copyIn
+// after the last byte, and copyIn types the end-of-file character.
+func (r *remoteChild) endInput(int32, <-chan struct{}) {}
+
+// remoteKillWait bounds the wait for a SIGKILLed group to go: a process in
+// uninterruptible sleep is left to the remote kernel rather than holding up
+// Wait forever.
+const remoteKillWait = 5 * time.Second

@@ -53,7 +53,7 @@ func TestRemoteOutputRunLinesChunks(t *testing.T) {
 	}
 	res, err := remote(h, sh("echo out; echo oops >&2; exit 3")).Run(ctx)
 	ee := exitErr(t, err)
-	if ee.Code != 3 || ee.Signal != 0 || string(ee.Stderr) != "oops\n" || !strings.Contains(err.Error(), `"sh"`) {
+	if ee.Code != 3 || ee.Signal != 0 || string(ee.Stderr) != "oops\n" || !strings.Contains(err.Error(), "sh -c") {
 		t.Errorf("Run: %v (code %d, stderr %q)", err, ee.Code, ee.Stderr)
 	}
 	if string(res.Stdout) != "out\n" {
@@ -185,7 +185,7 @@ func TestRemoteEnvDir(t *testing.T) {
 	c = remote(h, Command("pwd"))
 	c.Dir = filepath.Join(dir, "missing")
 	_, err = c.Start(ctx)
-	if err == nil || !strings.Contains(err.Error(), `"pwd"`) || !strings.Contains(err.Error(), "127.0.0.1") || !strings.Contains(err.Error(), "missing") {
+	if err == nil || !strings.Contains(err.Error(), "pwd") || !strings.Contains(err.Error(), "127.0.0.1") || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing Dir: %v", err)
 	}
 	_, err = remote(h, Command("no-such-program-netrunner")).Start(ctx)
@@ -287,7 +287,7 @@ func TestRemoteConnectionClosedEndsGroup(t *testing.T) {
 	p, _ := startFamily(t, testCtx(t), SSH(client), time.Minute)
 	client.Close()
 	err := p.Wait(testCtx(t))
-	if err == nil || !strings.Contains(err.Error(), "127.0.0.1") || !strings.Contains(err.Error(), `"sh"`) {
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1") || !strings.Contains(err.Error(), "sh -c") {
 		t.Errorf("Wait after the connection closed: %v", err)
 	}
 	waitGroupGone(t, p.Pid())
@@ -402,7 +402,7 @@ func TestRemoteUnsupportedBeforeStart(t *testing.T) {
 		c := remote(h, sh("touch "+marker))
 		set(c)
 		_, err := c.Run(testCtx(t))
-		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), `"sh"`) || !strings.Contains(err.Error(), "127.0.0.1") {
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "sh -c") || !strings.Contains(err.Error(), "127.0.0.1") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

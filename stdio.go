@@ -1,9 +1,6 @@
 package netrunner
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -22,6 +19,10 @@ type stdio struct {
 	stderr *os.File // StderrTail and StderrStream
 	pty    *os.File // the terminal master; also stdin and stdout above
 	eofNow bool     // type the terminal's end-of-file at once: no input to give
+
+	// A remote child's output comes through pipes that bridges feed from
+	// the SSH channel; each closes once its bridge closed the pipe.
+	stdoutFed, stderrFed <-chan struct{}
 }
 
 func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
@@ -118,146 +119,4 @@ func (s *stdio) closeParentEnds() {
 			f.Close()
 		}
 	}
-}
-
-// tail keeps the last n bytes written to it.
-type tail struct {
-	n   int
-	buf []byte
-}
-
-func (t *tail) Write(b []byte) (int, error) {
-	if len(b) >= t.n {
-		t.buf = append(t.buf[:0], b[len(b)-t.n:]...)
-		return len(b), nil
-	}
-	// Let buf grow to twice the limit before shifting, so the copying
-	// stays linear in the bytes written.
-	if len(t.buf)+len(b) > 2*t.n {
-		keep := t.n - len(b)
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-keep:]...)
-	}
-	t.buf = append(t.buf, b...)
-	return len(b), nil
-}
-
-func (t *tail) bytes() []byte {
-	if len(t.buf) > t.n {
-		return t.buf[len(t.buf)-t.n:]
-	}
-	return t.buf
-}
-
-// Write writes b to the child's stdin, waiting while the pipe is full. When
-// ctx ends first, it returns how much was written and ctx's error. Writes
-// from several goroutines do not interleave. After CloseStdin, or when
-// Cmd.Stdin feeds the child, it returns an error wrapping ErrStdinClosed.
-func (p *Process) Write(ctx context.Context, b []byte) (int, error) {
-	if p.stages != nil {
-		return p.stages[0].Write(ctx, b)
-	}
-	if !p.stdinOwned {
-		return 0, fmt.Errorf("netrunner: %q: write: %w", p.name, errStdinNotPipe)
-	}
-	select {
-	case p.stdinSem <- struct{}{}:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	defer func() { <-p.stdinSem }()
-	if p.stdinDone.Load() {
-		return 0, fmt.Errorf("netrunner: %q: write: %w", p.name, ErrStdinClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	p.stdinWatch.watch(ctx)
-	n, err := p.stdin.Write(b)
-	err = ctxErr(ctx, err)
-	p.countWrite(b[:n])
-	switch {
-	case err == nil, ctx.Err() != nil && err == ctx.Err():
-	case errors.Is(err, os.ErrClosed):
-		err = fmt.Errorf("netrunner: %q: write: %w", p.name, ErrStdinClosed)
-	default:
-		err = fmt.Errorf("netrunner: %q: write: %w", p.name, err)
-	}
-	return n, err
-}
-
-// countWrite counts written, the bytes that reached the child.
-func (p *Process) countWrite(written []byte) {
-	if n := len(written); n > 0 {
-		p.lastIn.Store(int32(written[n-1]))
-		p.bytesIn.Add(int64(n))
-		p.writes.Add(1)
-	}
-}
-
-// CloseStdin closes the child's stdin: the child reads EOF. It also ends the
-// copy of Cmd.Stdin: the copy writes no more. It is idempotent.
-//
-// On a PTY, stdin is the terminal, which stays open for reading: CloseStdin
-// ends the writing side and types the terminal's end-of-file character
-// (VEOF, normally Ctrl-D) once, which a child reading the terminal in
-// canonical mode sees as the end of its input. A child that turns canonical
-// mode off reads no end-of-file from the terminal: it ends when it exits by
-// itself or the context ends.
-func (p *Process) CloseStdin() error {
-	if p.stages != nil {
-		return p.stages[0].CloseStdin()
-	}
-	p.closeStdin(true)
-	return nil
-}
-
-// closeStdin ends the writing side of stdin, once; on a terminal, eof says
-// to tell the child with the end-of-file character. Close waits for a write
-// in progress, so the end-of-file comes after the last byte written.
-func (p *Process) closeStdin(eof bool) {
-	p.stdinShut.Do(func() {
-		p.stdinDone.Store(true)
-		if p.stdin != nil {
-			p.stdin.Close()
-			p.stdinWatch.unwatch()
-		}
-		if eof && p.pty != nil {
-			p.typeEOF()
-		}
-	})
-}
-
-// copyStdin copies Cmd.Stdin into the child with backpressure: each write
-// waits for the child to read. A child that exits or stops reading, or
-// CloseStdin, ends the copy quietly. A terminal is told the input ended by
-// its end-of-file character, since closing our end would not close it.
-func (p *Process) copyStdin(r io.Reader) {
-	buf := make([]byte, 32<<10)
-	for !p.stdinDone.Load() {
-		n, err := r.Read(buf)
-		if n > 0 {
-			m, werr := p.stdin.Write(buf[:n])
-			p.countWrite(buf[:m])
-			if werr != nil {
-				if !isQuietPipeEnd(werr) {
-					p.setCopyErr(werr)
-				}
-				p.closeStdin(false)
-				return
-			}
-		}
-		if err != nil {
-			if err != io.EOF {
-				p.setCopyErr(err)
-			}
-			break
-		}
-	}
-	p.closeStdin(true)
-}
-
-func (p *Process) setCopyErr(err error) {
-	p.mu.Lock()
-	p.copyErr = err
-	p.mu.Unlock()
 }

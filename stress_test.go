@@ -414,7 +414,7 @@ func stressHelperEMFILE() {
 			if !errors.Is(err, syscall.EMFILE) {
 				fail("%s: Start error %q (%#v) does not wrap EMFILE", mode, err, err)
 			}
-			if !strings.Contains(err.Error(), `"sleep"`) {
+			if !strings.Contains(err.Error(), "netrunner: sleep 1000: ") {
 				fail("%s: Start error %q does not name the command", mode, err)
 			}
 			if p != nil {

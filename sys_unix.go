@@ -46,7 +46,16 @@ func openDevNull() (int, error) {
 	return fd, nil
 }
 
-// cpuTimes returns the user and system CPU time in a child's rusage.
-func cpuTimes(ru *syscall.Rusage) (user, system time.Duration) {
-	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+// exitOf is how a reaped child ended, from its wait status and rusage.
+func exitOf(ws syscall.WaitStatus, ru *syscall.Rusage) exitStatus {
+	e := exitStatus{
+		code:   ws.ExitStatus(),
+		user:   time.Duration(ru.Utime.Nano()),
+		system: time.Duration(ru.Stime.Nano()),
+		maxRSS: maxRSSBytes(ru),
+	}
+	if ws.Signaled() {
+		e.code, e.signal = -1, ws.Signal()
+	}
+	return e
 }

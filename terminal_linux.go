@@ -1,7 +1,6 @@
 package netrunner
 
 import (
-	"fmt"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -58,7 +57,7 @@ func lendForeground(name string, f *os.File) (*foreground, error) {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		foregroundLent.Store(false)
-		return nil, fmt.Errorf("netrunner: %q: Stdin: %w", name, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err))
+		return nil, commandError(name, "Stdin", os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err))
 	}
 	return &foreground{fd: dup, pgrp: pgrp}, nil
 }

@@ -178,7 +178,7 @@ func TestStdinControllingTerminal(t *testing.T) {
 // a restarting Daemon returns that error at once instead of retrying.
 func TestStdinTerminalInBackground(t *testing.T) {
 	_, r := runOnTerminal(t, "tty-background")
-	if line := helperLine(t, r); !strings.Contains(line, "not in its foreground") || !strings.Contains(line, `"cat"`) {
+	if line := helperLine(t, r); !strings.Contains(line, "not in its foreground") || !strings.Contains(line, "netrunner: cat: ") {
 		t.Errorf("Output with the terminal as Stdin, from the background: %s", line)
 	}
 	if line := helperLine(t, r); line != "invalid true" {

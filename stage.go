@@ -1,0 +1,292 @@
+package netrunner
+
+import (
+	"context"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// A child is one started program as its stage sees it: a local leader of
+// its own process group (exec_linux.go, exec_unix.go), or whatever stands
+// for one elsewhere.
+type child interface {
+	// wait blocks until the program has exited and calls exited, under mu,
+	// once: a signal sent under mu then never follows the reaping.
+	wait(mu *sync.Mutex, exited func(exitStatus, error))
+	// signalGroup signals the program's whole group. It is called under
+	// the stage's mu and never after exited.
+	signalGroup(sig syscall.Signal) error
+	// endLeftovers ends what is left of the group after the exit: TERM,
+	// then KILL after grace, or KILL at once when killNow is closed. It
+	// returns when nothing is left.
+	endLeftovers(grace time.Duration, killNow <-chan struct{})
+	// release frees what the start took, once the leftovers are gone.
+	release()
+}
+
+// exitStatus is how a child ended.
+type exitStatus struct {
+	code         int            // -1 when a signal ended it
+	signal       syscall.Signal // 0 unless a signal ended it
+	user, system time.Duration  // CPU times, where known
+	maxRSS       int64          // peak resident set in bytes, where known
+}
+
+// A terminal is the pseudo-terminal a child runs on.
+type terminal interface {
+	resize(ws Winsize) error
+	// endInput tells the child its input is over, as closing a pipe would;
+	// last is the last byte written (-1: none), done closes when the
+	// stage is done.
+	endInput(last int32, done <-chan struct{})
+}
+
+// A stage is one child of a Process and everything kept for it: its
+// streams, its stdin, its stderr tail, its counters and how it ended.
+type stage struct {
+	process     *Process // told when the stage is done
+	name        string   // how errors name it
+	pid         int
+	child       child
+	cgroup      *cgroup // with Cmd.Cgroup
+	terminal    terminal
+	killTimeout time.Duration
+	startedAt   time.Time
+
+	stdout, stderr *Stream
+	stdin          *stdin
+	stderrTail     *tail
+	drained        chan struct{} // closed when the stderr tail is complete
+
+	bytesIn, bytesOut, bytesErr, reads, writes atomic.Int64
+
+	unwatch  func() bool // releases the Start context
+	stopOnce sync.Once
+	killOnce sync.Once
+	killNow  chan struct{} // closed by kill: leftovers get SIGKILL without grace
+	done     chan struct{}
+
+	mu        sync.Mutex // guards the fields below
+	reaped    bool       // once true, the group may be gone: no more signals
+	exitedAt  time.Time
+	exit      exitStatus
+	stopCause error // why we stopped the child: the context's error and cause
+	waitErr   error
+}
+
+// stderrDrainChunk is the StderrTail drainer's read size: small, because
+// stderr is usually quiet and every running process holds one.
+const stderrDrainChunk = 8 << 10
+
+// newStage takes over a spawned child and the parent's ends of its stdio,
+// as stage i of p. The stage runs on its own from here, and tells p when it
+// is done.
+func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid int, ch child, s *stdio, cg *cgroup, term terminal) *stage {
+	st := &stage{
+		process:     p,
+		name:        name,
+		pid:         pid,
+		child:       ch,
+		cgroup:      cg,
+		terminal:    term,
+		killTimeout: c.killTimeout(),
+		startedAt:   time.Now(),
+		killNow:     make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	st.stdin = newStdin(name, s.stdin, s.copy == nil, term, st.done, &st.bytesIn, &st.writes)
+	// The group was registered with the watchdog by spawn, as soon as it
+	// existed; the cgroup is registered here.
+	cg.watch(pid)
+	size := c.chunkSize()
+	if s.stdout != nil {
+		st.stdout = newStream(ctx, name+": stdout", s.stdout, size, s.pty != nil, &st.bytesOut, &st.reads)
+		st.stdout.canGrow = c.PipeSize == 0 && s.pty == nil
+		st.stdout.fed = s.stdoutFed
+	}
+	var drainer *Stream
+	switch {
+	case s.stderr == nil:
+	case c.Stderr == StderrStream:
+		st.stderr = newStream(ctx, name+": stderr", s.stderr, size, false, &st.bytesErr, &st.reads)
+		st.stderr.canGrow = c.PipeSize == 0
+		st.stderr.fed = s.stderrFed
+	case c.Stderr == StderrTail:
+		drainer = newStream(ctx, name+": stderr", s.stderr, stderrDrainChunk, false, &st.bytesErr, &st.reads)
+		drainer.fed = s.stderrFed
+		st.stderrTail = &tail{n: stderrTailSize}
+	}
+	st.drained = make(chan struct{})
+	if drainer != nil {
+		go func() {
+			defer close(st.drained)
+			// To the end, past ctx: the tail is for the ExitError.
+			drainer.writeTo(context.Background(), st.stderrTail)
+		}()
+	} else {
+		close(st.drained)
+	}
+	if s.copy != nil {
+		go st.stdin.copyFrom(s.copy)
+	} else if s.eofNow {
+		st.stdin.close(true)
+	}
+	st.unwatch = context.AfterFunc(ctx, func() {
+		st.mu.Lock()
+		if !st.reaped {
+			st.stopCause = contextError(ctx)
+		}
+		st.mu.Unlock()
+		st.stop()
+	})
+	p.stages[i] = st // before supervise can end: see Process.stageDone
+	go st.supervise(drainer)
+	return st
+}
+
+// supervise waits for the child, ends what is left of its group, and then
+// marks the stage done.
+func (st *stage) supervise(drainer *Stream) {
+	var waitErr error
+	st.child.wait(&st.mu, func(exit exitStatus, err error) {
+		st.reaped, st.exitedAt, st.exit, waitErr = true, time.Now(), exit, err
+	})
+
+	st.child.endLeftovers(st.killTimeout, st.killNow)
+	st.cgroup.end()
+	st.child.release()
+	st.stdin.close(false)
+	// The group is gone: whatever the pipes still hold is all there is.
+	for _, s := range []*Stream{st.stdout, st.stderr, drainer} {
+		if s != nil {
+			s.processGone()
+		}
+	}
+	<-st.drained
+	st.unwatch()
+
+	st.mu.Lock()
+	exit := st.exit
+	switch {
+	case waitErr != nil:
+		st.waitErr = commandError(st.name, "wait", waitErr)
+	case exit.code == 0 && exit.signal == 0 && st.stopCause == nil:
+		if err := st.stdin.copyErr(); err != nil {
+			st.waitErr = commandError(st.name, "reading Stdin", err)
+		}
+	default:
+		e := &ExitError{Code: exit.code, Signal: exit.signal, name: st.name, cause: st.stopCause}
+		if st.stderrTail != nil {
+			e.Stderr = st.stderrTail.bytes()
+		}
+		st.waitErr = e
+	}
+	st.mu.Unlock()
+	close(st.done)
+	st.process.stageDone()
+}
+
+func (st *stage) result() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.waitErr
+}
+
+// signalGroup signals the group while the child is unreaped: the unreaped
+// leader holds its pid, and so the group's id, so the signal cannot reach a
+// group that reuses the number.
+func (st *stage) signalGroup(sig syscall.Signal) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.reaped {
+		return os.ErrProcessDone
+	}
+	return st.child.signalGroup(sig)
+}
+
+// stop sends TERM and CONT now and KILL after the grace, once.
+func (st *stage) stop() {
+	st.stopOnce.Do(func() {
+		if st.killTimeout < 0 {
+			st.kill()
+			return
+		}
+		st.signalGroup(syscall.SIGTERM)
+		// A stopped process (SIGSTOP, or SIGTTIN from a terminal) acts on
+		// the TERM only once continued; without this it would wait out the
+		// whole KillTimeout. Continuing one that runs does nothing.
+		st.signalGroup(sigCONT)
+		go func() {
+			t := time.NewTimer(st.killTimeout)
+			defer t.Stop()
+			select {
+			case <-st.done:
+			case <-t.C:
+				st.kill()
+			}
+		}()
+	})
+}
+
+// kill sends SIGKILL to the group now and makes the leftovers get it too.
+func (st *stage) kill() error {
+	err := st.signalGroup(syscall.SIGKILL)
+	st.killOnce.Do(func() { close(st.killNow) })
+	if err == syscall.ESRCH {
+		return nil // exited, not yet reaped
+	}
+	return err
+}
+
+func (st *stage) stats() Stats {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s := Stats{
+		BytesIn:   st.bytesIn.Load(),
+		BytesOut:  st.bytesOut.Load(),
+		BytesErr:  st.bytesErr.Load(),
+		Reads:     st.reads.Load(),
+		Writes:    st.writes.Load(),
+		StartedAt: st.startedAt,
+		ExitCode:  -1,
+	}
+	if !st.reaped {
+		s.Duration = time.Since(st.startedAt)
+		return s
+	}
+	s.Duration = st.exitedAt.Sub(st.startedAt)
+	s.ExitCode = st.exit.code
+	s.UserTime, s.SystemTime, s.MaxRSS = st.exit.user, st.exit.system, st.exit.maxRSS
+	return s
+}
+
+// tail keeps the last n bytes written to it.
+type tail struct {
+	n   int
+	buf []byte
+}
+
+func (t *tail) Write(b []byte) (int, error) {
+	if len(b) >= t.n {
+		t.buf = append(t.buf[:0], b[len(b)-t.n:]...)
+		return len(b), nil
+	}
+	// Let buf grow to twice the limit before shifting, so the copying
+	// stays linear in the bytes written.
+	if len(t.buf)+len(b) > 2*t.n {
+		keep := t.n - len(b)
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-keep:]...)
+	}
+	t.buf = append(t.buf, b...)
+	return len(b), nil
+}
+
+func (t *tail) bytes() []byte {
+	if len(t.buf) > t.n {
+		return t.buf[len(t.buf)-t.n:]
+	}
+	return t.buf
+}

@@ -1,0 +1,151 @@
+package netrunner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// stdin is the write side of a child, the twin of Stream: what
+// Process.Write and CloseStdin act on, and the copy of Cmd.Stdin.
+type stdin struct {
+	name     string
+	file     *os.File // nil when the child's stdin is not a pipe of ours
+	owned    bool     // the caller writes it (not a copy of Cmd.Stdin)
+	terminal terminal // the child's PTY, told when input ends
+	done     <-chan struct{}
+	sem      chan struct{} // one write at a time
+	watch    *ctxWatch
+	shut     sync.Once
+	closed   atomic.Bool
+	last     atomic.Int32 // the last byte written; -1: none yet
+
+	bytes, writes *atomic.Int64 // the stage's counters
+
+	mu      sync.Mutex
+	readErr error // reading Cmd.Stdin failed
+}
+
+func newStdin(name string, f *os.File, owned bool, term terminal, done <-chan struct{}, bytes, writes *atomic.Int64) *stdin {
+	in := &stdin{
+		name:     name,
+		file:     f,
+		owned:    f != nil && owned,
+		terminal: term,
+		done:     done,
+		sem:      make(chan struct{}, 1),
+		bytes:    bytes,
+		writes:   writes,
+	}
+	in.last.Store(-1)
+	if f != nil {
+		in.watch = newCtxWatch(f, true, nil)
+	}
+	return in
+}
+
+// errStdinNotPipe is what Write returns when the child's stdin is not the
+// caller's to write.
+var errStdinNotPipe = fmt.Errorf("stdin comes from Cmd.Stdin: %w", ErrStdinClosed)
+
+func (in *stdin) write(ctx context.Context, b []byte) (int, error) {
+	if !in.owned {
+		return 0, commandError(in.name, "write", errStdinNotPipe)
+	}
+	select {
+	case in.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, contextError(ctx)
+	}
+	defer func() { <-in.sem }()
+	if in.closed.Load() {
+		return 0, commandError(in.name, "write", ErrStdinClosed)
+	}
+	if ctx.Err() != nil {
+		return 0, contextError(ctx)
+	}
+	in.watch.watch(ctx)
+	n, err := in.file.Write(b)
+	err = ctxErr(ctx, err)
+	in.count(b[:n])
+	switch {
+	case err == nil:
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+	case errors.Is(err, os.ErrClosed):
+		err = commandError(in.name, "write", ErrStdinClosed)
+	default:
+		err = commandError(in.name, "write", err)
+	}
+	return n, err
+}
+
+// count counts written, the bytes that reached the child.
+func (in *stdin) count(written []byte) {
+	if n := len(written); n > 0 {
+		in.last.Store(int32(written[n-1]))
+		in.bytes.Add(int64(n))
+		in.writes.Add(1)
+	}
+}
+
+// close ends the writing side, once; on a terminal, eof says to tell the
+// child its input is over. Close waits for a write in progress, so the
+// end of input comes after the last byte written.
+func (in *stdin) close(eof bool) {
+	in.shut.Do(func() {
+		in.closed.Store(true)
+		if in.file != nil {
+			in.file.Close()
+			in.watch.unwatch()
+		}
+		if eof && in.terminal != nil {
+			in.terminal.endInput(in.last.Load(), in.done)
+		}
+	})
+}
+
+// copyFrom copies Cmd.Stdin into the child with backpressure: each write
+// waits for the child to read. A child that exits or stops reading, or
+// CloseStdin, ends the copy quietly. A terminal is told the input ended,
+// since closing our end would not close it.
+func (in *stdin) copyFrom(r io.Reader) {
+	buf := make([]byte, 32<<10)
+	for !in.closed.Load() {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m, werr := in.file.Write(buf[:n])
+			in.count(buf[:m])
+			if werr != nil {
+				if !isQuietPipeEnd(werr) {
+					in.setReadErr(werr)
+				}
+				in.close(false)
+				return
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				in.setReadErr(err)
+			}
+			break
+		}
+	}
+	in.close(true)
+}
+
+func (in *stdin) setReadErr(err error) {
+	in.mu.Lock()
+	in.readErr = err
+	in.mu.Unlock()
+}
+
+// copyErr is why the copy of Cmd.Stdin failed, if it did.
+func (in *stdin) copyErr() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.readErr
+}
