@@ -19,11 +19,11 @@ type Host interface {
 // authenticates, so agents, known_hosts and jump hosts stay the caller's,
 // and closes the client when done with it.
 //
-// The Host also keeps one session of its own open on the client, to signal
-// remote process groups and to kill them if the connection is lost: call
-// SSH once per client and share the Host. OpenSSH allows 10 sessions per
-// connection by default (MaxSessions), so such a Host runs up to 9
-// commands at a time.
+// Besides one session per running command, the package keeps one session
+// per client open, to signal remote process groups and to kill them if the
+// connection is lost (see controls). OpenSSH allows 10 sessions per
+// connection by default (MaxSessions), so one client runs up to 9 commands
+// at a time.
 func SSH(client *ssh.Client) Host {
 	name := "ssh (nil client)"
 	if client != nil {
@@ -35,26 +35,56 @@ func SSH(client *ssh.Client) Host {
 type sshHost struct {
 	client *ssh.Client
 	name   string
-
-	mu  sync.Mutex
-	ctl *control // started with the first command; replaced once it ends
 }
 
 func (h *sshHost) hostName() string { return h.name }
 
-// control returns the Host's control session, starting it if there is none
-// or the last one ended.
+// controls holds the control session of each client in use, whichever of
+// its Hosts started it. An entry goes when its session ends (the client
+// was closed or the connection lost). Each entry has a lock of its own, so
+// that a slow server delays only its own client's first command.
+var controls struct {
+	sync.Mutex
+	m map[*ssh.Client]*clientControl
+}
+
+type clientControl struct {
+	mu  sync.Mutex
+	ctl *control
+}
+
+// control returns the client's control session, starting it if there is
+// none or the last one ended.
 func (h *sshHost) control() (*control, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.ctl != nil && !h.ctl.isDead() {
-		return h.ctl, nil
+	controls.Lock()
+	if controls.m == nil {
+		controls.m = map[*ssh.Client]*clientControl{}
 	}
-	ctl, err := startControl(h.client, h.name)
+	cc := controls.m[h.client]
+	if cc == nil {
+		cc = &clientControl{}
+		controls.m[h.client] = cc
+	}
+	controls.Unlock()
+
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.ctl != nil && !cc.ctl.isDead() {
+		return cc.ctl, nil
+	}
+	forget := func() {
+		controls.Lock()
+		defer controls.Unlock()
+		if controls.m[h.client] == cc {
+			delete(controls.m, h.client)
+		}
+	}
+	ctl, err := startControl(h.client, h.name, func(*control) { forget() })
 	if err != nil {
+		forget()
 		return nil, err
 	}
-	h.ctl = ctl
+	cc.ctl = ctl
 	return ctl, nil
 }
 

@@ -27,9 +27,10 @@ func shellWords(words []string) string {
 }
 
 // remoteMarker starts the line the wrapper prints on stdout before it runs
-// the program; what follows it says how the start went. The record
-// separator byte keeps it apart from anything a login shell's rc files print.
-const remoteMarker = "\x1enetrunner-start "
+// the program; a nonce of the start's own and what follows say how the start
+// went. The nonce keeps the line apart from anything a login shell's rc
+// files print: only what reads the command line can forge it.
+const remoteMarker = "\x1enetrunner-start-"
 
 // Outcomes of the wrapper's checks, after remoteMarker. A pid is a number.
 const (
@@ -41,17 +42,17 @@ const (
 // runs it with the user's login shell, which must be a POSIX shell, in a
 // session of its own: the shell's pid is also its process group's id, and
 // the program keeps both, since it replaces the shell with exec. The script
-// checks Dir and the program, prints remoteMarker with its pid, and, when
+// checks Dir and the program, prints the marker line with its pid, and, when
 // handshake is set, waits for one line on stdin before the program runs:
 // that line comes once the pid is watched (see control.go), so no program
 // runs that a lost connection would not end. Then stderr goes where the
 // mode says and the program replaces the shell, with exactly Cmd.Env when
 // it is set.
-func remoteScript(c *Cmd, handshake bool) string {
+func remoteScript(c *Cmd, marker string, handshake bool) string {
 	prog, argv := c.remoteProgram()
 	var sb strings.Builder
 	fail := func(what string, code int) string {
-		return " || { printf '%s\\n' " + shellQuote(remoteMarker+what) + "; exit " + strconv.Itoa(code) + "; }\n"
+		return " || { printf '%s\\n' " + shellQuote(marker+what) + "; exit " + strconv.Itoa(code) + "; }\n"
 	}
 	if c.Dir != "" {
 		sb.WriteString("cd -- " + shellQuote(c.Dir) + " 2>/dev/null" + fail(remoteNoDir, 126))
@@ -59,7 +60,7 @@ func remoteScript(c *Cmd, handshake bool) string {
 	if c.checkRemoteProgram() {
 		sb.WriteString("command -v " + shellQuote(prog) + " >/dev/null 2>&1" + fail(remoteNotFound, 127))
 	}
-	sb.WriteString("printf '%s%d\\n' " + shellQuote(remoteMarker) + " \"$$\"\n")
+	sb.WriteString("printf '%s%d\\n' " + shellQuote(marker) + " \"$$\"\n")
 	if handshake {
 		sb.WriteString("IFS= read -r _ || exit 1\n")
 	}

@@ -5,6 +5,8 @@ package netrunner
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -124,11 +126,14 @@ func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteC
 		}
 	}
 	handshake := c.PTY == nil
-	if err := execRequest(ch, remoteScript(c, handshake)); err != nil {
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	marker := remoteMarker + hex.EncodeToString(nonce[:]) + " "
+	if err := execRequest(ch, remoteScript(c, marker, handshake)); err != nil {
 		return nil, nil, fail("start: %v", err)
 	}
 	stopReading := context.AfterFunc(ctx, func() { ch.Close() })
-	pgid, rest, err := readStartMarker(ch)
+	pgid, rest, err := readStartMarker(ch, marker)
 	if !stopReading() {
 		return nil, nil, commandError(c.name(), "not started", contextError(ctx))
 	}
@@ -151,6 +156,7 @@ func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteC
 		// The program runs from here.
 		if _, err := ch.Write([]byte{'\n'}); err != nil {
 			ctl.send("kill", "KILL", r.pgid)
+			ctl.send("forget", "-", r.pgid)
 			return nil, nil, fail("start: %v", err)
 		}
 	}
@@ -165,19 +171,19 @@ func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteC
 }
 
 // readStartMarker reads the channel up to the wrapper's marker line and
-// returns what follows remoteMarker on it (a pid, remoteNoDir or
-// remoteNotFound) and the bytes read past it. What a login shell's rc files
-// print before it is dropped, up to a bound.
-func readStartMarker(r io.Reader) (string, []byte, error) {
+// returns what follows marker on it (a pid, remoteNoDir or remoteNotFound)
+// and the bytes read past it. What a login shell's rc files print before it
+// is dropped, up to a bound.
+func readStartMarker(r io.Reader, marker string) (string, []byte, error) {
 	const most = 64 << 10
 	var buf []byte
 	chunk := make([]byte, 4096)
 	for len(buf) < most {
 		n, err := r.Read(chunk)
 		buf = append(buf, chunk[:n]...)
-		if i := bytes.Index(buf, []byte(remoteMarker)); i >= 0 {
+		if i := bytes.Index(buf, []byte(marker)); i >= 0 {
 			if j := bytes.IndexByte(buf[i:], '\n'); j >= 0 {
-				line := strings.TrimRight(string(buf[i+len(remoteMarker):i+j]), "\r")
+				line := strings.TrimRight(string(buf[i+len(marker):i+j]), "\r")
 				return line, buf[i+j+1:], nil
 			}
 		}

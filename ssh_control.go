@@ -59,7 +59,8 @@ for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
 // connection is taken as lost.
 const controlTimeout = 30 * time.Second
 
-func startControl(client *ssh.Client, host string) (*control, error) {
+// startControl starts a control session on client; ended runs when it ends.
+func startControl(client *ssh.Client, host string, ended func(*control)) (*control, error) {
 	ch, err := openSession(client, host)
 	if err != nil {
 		return nil, err
@@ -69,7 +70,10 @@ func startControl(client *ssh.Client, host string) (*control, error) {
 		return nil, fmt.Errorf("control session: %w", err)
 	}
 	c := &control{host: host, sess: ch, pending: map[uint64]chan int{}, dead: make(chan struct{})}
-	go c.readAnswers()
+	go func() {
+		c.readAnswers()
+		ended(c)
+	}()
 	return c, nil
 }
 

@@ -442,3 +442,44 @@ func TestRemoteLoginShellNoise(t *testing.T) {
 		t.Errorf("Output = %q, %v", out, err)
 	}
 }
+
+// A process that left the group and keeps the output open does not hold
+// the run: the output ends once the group is gone and nothing arrives.
+func TestRemoteEscapedDescendantDoesNotHoldOutput(t *testing.T) {
+	_, _, h := sshTest(t)
+	defer leakCheck(t)()
+	p := start(t, testCtx(t), remote(h, sh(`setsid sleep 1000 & echo $!`)))
+	pid := readPids(t, bufio.NewReader(p.Stdout), 1)[0]
+	killPids(t, pid)
+	within(t, 10*time.Second, "Wait with an escaped descendant holding stdout", func() {
+		if err := p.Wait(testCtx(t)); err != nil {
+			t.Error(err)
+		}
+	})
+	within(t, 10*time.Second, "the end of Stdout", func() { io.ReadAll(p.Stdout) })
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// Hosts are cheap: one per command on the same client shares the client's
+// control session, so more commands than sshd's MaxSessions (10) run in
+// turn, and concurrently up to its limit.
+func TestRemoteManyHostsOneClient(t *testing.T) {
+	_, client, _ := sshTest(t)
+	defer leakCheck(t)()
+	for i := range 15 {
+		out, err := remote(SSH(client), Command("echo", strconv.Itoa(i))).Output(testCtx(t))
+		if err != nil || string(out) != strconv.Itoa(i)+"\n" {
+			t.Fatalf("command %d: %q, %v", i, out, err)
+		}
+	}
+	var ps []*Process
+	for range 8 {
+		ps = append(ps, start(t, testCtx(t), remote(SSH(client), Command("cat"))))
+	}
+	for _, p := range ps {
+		p.CloseStdin()
+		if err := p.Wait(testCtx(t)); err != nil {
+			t.Error(err)
+		}
+	}
+}
