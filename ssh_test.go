@@ -483,3 +483,30 @@ func TestRemoteManyHostsOneClient(t *testing.T) {
 		}
 	}
 }
+
+// Cancelling a remote producer nobody reads ends it and closes Done: the
+// output still in flight does not wait for a consumer.
+func TestRemoteCancelUnreadOutput(t *testing.T) {
+	_, _, h := sshTest(t)
+	defer leakCheck(t)()
+	ctx, cancel := context.WithCancel(testCtx(t))
+	c := remote(h, Command("head", "-c", "100000000", "/dev/zero"))
+	c.KillTimeout = time.Minute // the TERM alone must do
+	p := start(t, ctx, c)
+	stableWchar(t, p.Pid())
+	cancel()
+	within(t, 10*time.Second, "Wait after cancel", func() {
+		if err := p.Wait(testCtx(t)); !errors.Is(err, context.Canceled) {
+			t.Errorf("Wait: %v", err)
+		}
+	})
+	waitGroupGone(t, p.Pid())
+	p.Stdout.Close()
+
+	c = remote(h, Command("yes"))
+	c.MaxOutput = 1 << 20
+	res, err := c.Output(testCtx(t))
+	if !errors.Is(err, ErrMaxOutput) || len(res) != 1<<20 {
+		t.Errorf("MaxOutput: %d bytes, %v", len(res), err)
+	}
+}
