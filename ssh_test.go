@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // The remote tests run the commands through a real OpenSSH server on
@@ -509,4 +511,68 @@ func TestRemoteCancelUnreadOutput(t *testing.T) {
 	if !errors.Is(err, ErrMaxOutput) || len(res) != 1<<20 {
 		t.Errorf("MaxOutput: %d bytes, %v", len(res), err)
 	}
+}
+
+func init() { testHelpers["ssh-parent"] = sshHelperParent }
+
+// sshHelperParent connects to the sshd named in its environment, starts a
+// remote shell with a background child, prints the remote group's id and
+// waits to be killed.
+func sshHelperParent() {
+	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(os.Getenv("NETRUNNER_SSH_HOSTKEY")))
+	if err != nil {
+		panic(err)
+	}
+	keyPEM, err := os.ReadFile(os.Getenv("NETRUNNER_SSH_KEY"))
+	if err != nil {
+		panic(err)
+	}
+	signer, err := ssh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		panic(err)
+	}
+	client, err := ssh.Dial("tcp", os.Getenv("NETRUNNER_SSH_ADDR"), &ssh.ClientConfig{
+		User:            os.Getenv("NETRUNNER_SSH_USER"),
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.FixedHostKey(hostKey),
+	})
+	if err != nil {
+		panic(err)
+	}
+	p, err := remote(SSH(client), sh("sleep 1000 & echo ready; wait")).Start(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	bufio.NewReader(p.Stdout).ReadString('\n')
+	os.Stdout.WriteString(strconv.Itoa(p.Pid()) + "\n")
+	select {}
+}
+
+// The Go program's death ends its remote commands and their descendants.
+func TestRemoteProgramDeathEndsGroup(t *testing.T) {
+	s := startSSHD(t)
+	defer leakCheck(t)()
+	cmd := helperCommand("ssh-parent",
+		"NETRUNNER_SSH_ADDR="+s.addr, "NETRUNNER_SSH_USER="+s.user, "NETRUNNER_SSH_KEY="+s.keyFile,
+		"NETRUNNER_SSH_HOSTKEY="+string(ssh.MarshalAuthorizedKey(s.hostPK)))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	pgid := readPids(t, bufio.NewReader(out), 1)[0]
+	members := groupMembers(pgid)
+	if len(members) < 2 {
+		t.Fatalf("remote group %d: %v", pgid, members)
+	}
+	for _, m := range members {
+		killPids(t, m.pid)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitGroupGone(t, pgid)
 }
