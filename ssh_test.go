@@ -408,6 +408,10 @@ func TestRemoteUnsupportedBeforeStart(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	_, err := Pipeline(sh("touch "+marker), remote(h, Command("cat"))).Start(testCtx(t))
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("Pipeline with a remote stage: %v", err)
+	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the command ran")
 	}
