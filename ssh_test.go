@@ -390,6 +390,18 @@ func TestRemotePTYResizeEOF(t *testing.T) {
 	if err := p.Wait(testCtx(t)); err != nil {
 		t.Error(err)
 	}
+	// A one-shot run gives the terminal no input: cat reads its end at once.
+	within(t, 10*time.Second, "Output of cat on a PTY", func() {
+		if _, err := onPTY(remote(h, Command("cat"))).Output(testCtx(t)); err != nil {
+			t.Error(err)
+		}
+	})
+	c := onPTY(remote(h, Command("cat")))
+	c.Stdin = strings.NewReader("from a reader")
+	out, err := c.Output(testCtx(t))
+	if err != nil || !bytes.Contains(out, []byte("from a reader")) {
+		t.Errorf("PTY with a Stdin reader: %q, %v", out, err)
+	}
 }
 
 func TestRemoteUnsupportedBeforeStart(t *testing.T) {
