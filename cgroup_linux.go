@@ -32,7 +32,8 @@ func cgroup2Mount() (string, error) {
 	return mount, nil
 }
 
-func (c *Cmd) validatePlatform() error {
+// validateCgroup checks Cgroup and CgroupSettings before anything starts.
+func (c *Cmd) validateCgroup() error {
 	name := c.name()
 	if c.Cgroup == "" {
 		if len(c.CgroupSettings) > 0 {

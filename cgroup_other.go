@@ -9,4 +9,3 @@ func (c *Cmd) openCgroup() (*cgroup, error) { return nil, nil }
 
 func (cg *cgroup) end() {}
 
-func (cg *cgroup) watch(pgid int) {}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -424,11 +423,8 @@ func TestCgroupParentDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close()
-	helper := exec.Command(os.Args[0])
-	helper.Env = append(os.Environ(), "NETRUNNER_TEST_HELPER=cgroup-parent", "NETRUNNER_CGROUP_TEST_PATH="+rel,
-		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	helper := helperCommand("cgroup-parent", "NETRUNNER_CGROUP_TEST_PATH="+rel)
 	helper.Stdout, helper.Stderr = pw, os.Stderr
-	helper.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = helper.Start()
 	pw.Close()
 	if err != nil {
@@ -462,8 +458,8 @@ func TestCgroupParentDeath(t *testing.T) {
 	if isDead(sleepPid) || isDead(shPid) {
 		t.Fatalf("sleep %d or sh %d died before the helper did", sleepPid, shPid)
 	}
-	if sid, _ := cgTestSid(sleepPid); sid != sleepPid {
-		t.Fatalf("sleep %d is in session %d, not one of its own: it did not escape", sleepPid, sid)
+	if pi, _ := procStat(sleepPid); pi.sid != sleepPid {
+		t.Fatalf("sleep %d is in session %d, not one of its own: it did not escape", sleepPid, pi.sid)
 	}
 
 	if err := helper.Process.Signal(syscall.SIGKILL); err != nil {
@@ -488,18 +484,4 @@ func TestCgroupParentDeath(t *testing.T) {
 			t.Errorf("%s, created by the dead program, still there 5s after its SIGKILL", d)
 		}
 	}
-}
-
-// cgTestSid returns the session of pid, from /proc/PID/stat.
-func cgTestSid(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 4 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
-	}
-	return strconv.Atoi(f[3])
 }

@@ -15,6 +15,23 @@ import (
 // otherwise endDemand. That is what lets the pump send on C without racing a
 // close.
 
+// demand is a Stream's read-ahead state; the Stream's mu guards it.
+type demand struct {
+	credit      int  // chunks granted and not yet read
+	pumping     bool // the pump goroutine runs
+	demandEnded bool // C is closed or about to be: no more credit
+	c           chan []byte
+	wake        chan struct{} // tells a pump without credit that some came
+}
+
+// chunksAhead is how many read-ahead chunks C holds before the pump waits
+// for the receiver; demand beyond it is read as the receiver drains C.
+const chunksAhead = 16
+
+func newDemand() demand {
+	return demand{c: make(chan []byte, chunksAhead), wake: make(chan struct{}, 1)}
+}
+
 // Request grants demand for n more chunks: up to n chunks are read ahead
 // and delivered on C. The receiver owns each chunk it receives. n <= 0 does
 // nothing, as does a Request after the Stream ended.

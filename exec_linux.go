@@ -25,6 +25,9 @@ type leader struct {
 	tty   *foreground // the terminal lent to the child, if it was
 }
 
+// validatePlatform checks what only Linux has: cgroups.
+func (c *Cmd) validatePlatform() error { return c.validateCgroup() }
+
 func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, cg *cgroup, tty *foreground) (*leader, error) {
 	pidfd := -1
 	// Pdeathsig covers the child until the watchdog knows it: see
@@ -69,8 +72,9 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 		if err == nil {
 			// At once, on this thread: Pdeathsig covers the child alone,
 			// and what it forks before the watchdog hears of its group
-			// would outlive the program.
+			// (and cgroup) would outlive the program.
 			watchdog.WatchGroup(pid)
+			cg.watch(pid)
 		}
 	})
 	if err != nil {
@@ -159,27 +163,3 @@ func (l *leader) release() {
 }
 
 func maxRSSBytes(ru *syscall.Rusage) int64 { return int64(ru.Maxrss) << 10 } // KiB on Linux; int32 on 32-bit
-
-func setPipeSize(fd, size int) error {
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, size); err != nil {
-		return fmt.Errorf("PipeSize %d: %w", size, os.NewSyscallError("fcntl F_SETPIPE_SZ", err))
-	}
-	return nil
-}
-
-func pipeCloexec(fds *[2]int) error {
-	return os.NewSyscallError("pipe2", unix.Pipe2(fds[:], unix.O_CLOEXEC))
-}
-
-// hotPipeSize is what a hot stream's pipe grows to: 1 MiB triples the
-// throughput of a fast producer writing large blocks, measured on 2 cores,
-// and a stream that never runs hot never pays for it.
-const hotPipeSize = 1 << 20
-
-// growPipe enlarges a pipe whose reader keeps finding it full. Failure
-// (an unprivileged process past /proc/sys/fs/pipe-max-size) leaves the pipe
-// as it was.
-func growPipe(fd int) { unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, hotPipeSize) }
-
-// pipeBuffered returns how many bytes a pipe holds.
-func pipeBuffered(fd int) (int, error) { return unix.IoctlGetInt(fd, unix.TIOCINQ) }

@@ -6,13 +6,10 @@
 package netrunner
 
 import (
-	"os"
 	"runtime"
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // maxSignal is the highest signal number on the BSDs and darwin.
@@ -68,8 +65,7 @@ func (l *leader) endLeftovers(grace time.Duration, killNow <-chan struct{}) {
 
 func (l *leader) release() {}
 
-func setPipeSize(fd, size int) error { return nil }
-
+// validatePlatform refuses what only Linux has.
 func (c *Cmd) validatePlatform() error {
 	if c.PipeSize != 0 {
 		return commandError(c.name(), "PipeSize", ErrUnsupported)
@@ -88,25 +84,3 @@ func maxRSSBytes(ru *syscall.Rusage) int64 {
 	}
 	return int64(ru.Maxrss) << 10 // int32 on 32-bit systems
 }
-
-// pipeCloexec makes a pipe whose ends no other child inherits. darwin lacks
-// pipe2, so the flag is set under ForkLock, as package syscall does.
-func pipeCloexec(fds *[2]int) error {
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	if err := syscall.Pipe(fds[:]); err != nil {
-		return os.NewSyscallError("pipe", err)
-	}
-	syscall.CloseOnExec(fds[0])
-	syscall.CloseOnExec(fds[1])
-	return nil
-}
-
-func growPipe(fd int) {}
-
-// fionread is FIONREAD, _IOR('f', 127, int), on darwin and the BSDs; x/sys
-// does not name it there.
-const fionread = 0x4004667f
-
-// pipeBuffered returns how many bytes a pipe holds.
-func pipeBuffered(fd int) (int, error) { return unix.IoctlGetInt(fd, fionread) }

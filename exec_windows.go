@@ -20,7 +20,7 @@ const maxSignal = syscall.SIGTERM
 var errNoWindowsStart = fmt.Errorf("starting processes on windows: %w", ErrUnsupported)
 
 func (c *Cmd) validatePlatform() error {
-	return fmt.Errorf("netrunner: %q: %w", c.name(), errNoWindowsStart)
+	return commandError(c.name(), "", errNoWindowsStart)
 }
 
 type leader struct{ pid int }
@@ -42,11 +42,3 @@ func (l *leader) endLeftovers(time.Duration, <-chan struct{}) {}
 func (l *leader) release() {}
 
 func maxRSSBytes(*syscall.Rusage) int64 { return 0 }
-
-func pipeCloexec(*[2]int) error { return errNoWindowsStart }
-
-func setPipeSize(int, int) error { return fmt.Errorf("PipeSize: %w", ErrUnsupported) }
-
-func growPipe(int) {}
-
-func pipeBuffered(int) (int, error) { return 0, errNoWindowsStart }

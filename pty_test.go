@@ -282,12 +282,7 @@ func TestPTYWriteAfterCloseStdin(t *testing.T) {
 // read(2) on its fd 0, as cat waiting for the terminal does.
 func readsTerminal(sid int) bool {
 	for _, pi := range allProcs() {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pi.pid))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(f) < 4 || f[0] != "S" || f[3] != strconv.Itoa(sid) {
+		if pi.state != 'S' || pi.sid != sid {
 			continue
 		}
 		call, err := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pi.pid))
@@ -419,4 +414,120 @@ func TestPTYLateReaderGetsEOF(t *testing.T) {
 		t.Errorf("output %q, want the echo, cat's copy and done", got)
 	}
 	check()
+}
+
+// A PTY run (Run, Output, Chunks, Lines) ends the child's input as the pipe
+// case does: after Stdin, if any, the terminal gets its end-of-file, so cat
+// ends instead of waiting for the context.
+func TestPTYOneShotEndsInput(t *testing.T) {
+	pty := &Winsize{Rows: 24, Cols: 80}
+	cat := func(stdin io.Reader) *Cmd {
+		c := Command("cat")
+		c.PTY, c.Stdin = pty, stdin
+		return c
+	}
+	for _, tc := range []struct {
+		name  string
+		stdin io.Reader
+		want  string // cat's output, after the terminal's echo of the input
+	}{
+		{"nil", nil, ""},
+		{"lines", strings.NewReader("one\ntwo\n"), "one\ntwo\n"},
+		{"partial-line", strings.NewReader("one\nlast"), "one\nlast"},
+		{"reader", onlyReader{strings.NewReader("from a reader\n")}, "from a reader\n"},
+		{"empty", strings.NewReader(""), ""},
+	} {
+		t.Run("Output-"+tc.name, func(t *testing.T) {
+			check := leakCheck(t)
+			out := ptyOutput(t, cat(tc.stdin))
+			if !strings.HasSuffix(out, tc.want) {
+				t.Errorf("cat under PTY wrote %q; want it to end with %q", out, tc.want)
+			}
+			check()
+		})
+	}
+	t.Run("Run", func(t *testing.T) {
+		var res *Result
+		var err error
+		within(t, 20*time.Second, "Run of cat under PTY", func() { res, err = cat(nil).Run(testCtx(t)) })
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("Run = %+v, %v; want exit 0", res, err)
+		}
+	})
+	for _, name := range []string{"Chunks", "Lines"} {
+		t.Run(name, func(t *testing.T) {
+			check := leakCheck(t)
+			c := cat(strings.NewReader("a line\n"))
+			seq := c.Chunks
+			if name == "Lines" {
+				seq = c.Lines
+			}
+			var out strings.Builder
+			var errs []error
+			ctx := testCtx(t)
+			within(t, 20*time.Second, name+" of cat under PTY", func() {
+				for b, err := range seq(ctx) {
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					out.Write(b)
+					out.WriteByte('|')
+				}
+			})
+			if len(errs) > 0 {
+				t.Errorf("%s of cat under PTY: %v", name, errs)
+			}
+			if !strings.Contains(out.String(), "a line") {
+				t.Errorf("%s of cat under PTY: %q", name, out.String())
+			}
+			check()
+		})
+	}
+	// Start with a Stdin reader ends the input too, as a pipe would.
+	t.Run("Start-reader", func(t *testing.T) {
+		check := leakCheck(t)
+		ctx := testCtx(t)
+		p := start(t, ctx, cat(strings.NewReader("x")))
+		var out []byte
+		within(t, 20*time.Second, "reading cat's terminal", func() { out, _ = io.ReadAll(p.Stdout) })
+		if err := p.Wait(ctx); err != nil {
+			t.Fatalf("Wait: %v (output %q)", err, out)
+		}
+		if !strings.Contains(string(out), "xx") { // the echo, then cat
+			t.Errorf("output %q; want the echo and cat's copy of x", out)
+		}
+		check()
+	})
+}
+
+// A descendant that escaped the group (setsid) and holds the terminal open,
+// or keeps writing to it, cannot hang the reader of a PTY: once the process
+// and its group are gone, what the terminal holds is delivered and the
+// Stream ends.
+func TestPTYEscapedDescendantDoesNotHangReader(t *testing.T) {
+	for _, escape := range []string{"sleep 1000", "yes"} {
+		t.Run(strings.Fields(escape)[0], func(t *testing.T) {
+			check := leakCheck(t)
+			c, pidfile := escapedScript(t, escape)
+			onPTY(c)
+			var out []byte
+			var err error
+			within(t, 20*time.Second, "Output under PTY with an escaped descendant", func() { out, err = c.Output(testCtx(t)) })
+			if err != nil || !strings.HasPrefix(string(out), "escaped\r\n") {
+				t.Errorf("Output = %.40q (%d bytes), %v; want the shell's output first", out, len(out), err)
+			}
+			// What the terminal held, and not much more: the drain of a
+			// terminal is bounded.
+			if len(out) > 2*ptyDrainMost {
+				t.Errorf("Output read %d bytes; the escaped writer's output went on being read", len(out))
+			}
+			// (yes dies of the hangup once the master is closed.)
+			b, _ := os.ReadFile(pidfile)
+			if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); escape != "yes" && (pid <= 0 || isDead(pid)) {
+				t.Errorf("the escaped descendant (%q) is not alive: the test proves nothing", b)
+			}
+			check()
+		})
+	}
 }

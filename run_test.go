@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -779,4 +781,106 @@ func TestLinesTooLongMessage(t *testing.T) {
 		t.Errorf("error %q, want it to start with %q", msg, `netrunner: sh -c 'head -c 100000 /dev/zero': stdout: line longer than`)
 	}
 	check()
+}
+
+// The largest MaxOutput means no practical limit: the whole output, no
+// overflow in the comparison against it.
+func TestMaxOutputLargest(t *testing.T) {
+	for _, limit := range []int64{math.MaxInt64, math.MaxInt64 - 1, math.MaxInt32 + 1} {
+		c := Command("echo", "hello")
+		c.MaxOutput = limit
+		out, err := c.Output(testCtx(t))
+		if err != nil || string(out) != "hello\n" {
+			t.Errorf("MaxOutput %d: %q, %v; want \"hello\\n\", nil", limit, out, err)
+		}
+	}
+}
+
+// Chunks and Lines give no way to read Process.Stderr, so StderrStream is
+// refused before anything runs, instead of a child that fills its stderr
+// pipe blocking forever.
+func TestChunksLinesRefuseStderrStream(t *testing.T) {
+	for _, name := range []string{"Chunks", "Lines"} {
+		t.Run(name, func(t *testing.T) {
+			check := leakCheck(t)
+			marker := filepath.Join(t.TempDir(), "ran")
+			c := sh("touch " + marker + "; head -c 2000000 /dev/zero >&2; echo out")
+			c.Stderr = StderrStream
+			seq := c.Chunks
+			if name == "Lines" {
+				seq = c.Lines
+			}
+			var errs []error
+			var got int
+			within(t, 15*time.Second, name+" with StderrStream and 2 MB of stderr", func() {
+				for b, err := range seq(testCtx(t)) {
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					got += len(b)
+				}
+			})
+			if len(errs) != 1 || !errors.Is(errs[0], ErrInvalidCommand) {
+				t.Fatalf("%s with StderrStream yielded %d bytes and errors %v; want one ErrInvalidCommand", name, got, errs)
+			}
+			for _, want := range []string{"netrunner: sh -c 'touch ", "StderrStream", name} {
+				if !strings.Contains(errs[0].Error(), want) && !(want == name && strings.Contains(errs[0].Error(), "Chunks or Lines")) {
+					t.Errorf("error %q does not mention %s", errs[0], want)
+				}
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Errorf("the command ran although it was refused")
+			}
+			check()
+		})
+	}
+}
+
+// After the context ends, Chunks and Lines yield nothing more from the
+// pipe, even with a full 1 MiB pipe behind a slow consumer: the next yield
+// is the final error.
+func TestChunksLinesStopAtContext(t *testing.T) {
+	for _, name := range []string{"Chunks", "Lines"} {
+		t.Run(name, func(t *testing.T) {
+			check := leakCheck(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			// Large writes, so that the pipe grows to 1 MiB behind the
+			// slow consumer.
+			c := sh(`yes "$(head -c 1000 /dev/zero | tr '\0' y)" | dd bs=256k iflag=fullblock status=none`)
+			seq, every := c.Chunks, 1
+			if name == "Lines" {
+				seq, every = c.Lines, 64
+			}
+			var items, before, after int
+			var errs []error
+			within(t, 20*time.Second, name+" past its context", func() {
+				for b, err := range seq(ctx) {
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					if ctx.Err() != nil {
+						after += len(b)
+						continue
+					}
+					before += len(b)
+					if before >= 2<<20 {
+						cancel() // the pipe is full by now
+					}
+					if items++; items%every == 0 {
+						time.Sleep(10 * time.Millisecond) // a slow consumer: the pipe fills and grows
+					}
+				}
+			})
+			if len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
+				t.Fatalf("errors %v; want one matching context.Canceled", errs)
+			}
+			if after > 0 {
+				t.Errorf("%d bytes yielded after the context ended; want none", after)
+			}
+			check()
+		})
+	}
 }

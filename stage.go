@@ -98,9 +98,6 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 		done:        make(chan struct{}),
 	}
 	st.stdin = newStdin(name, s.stdin, s.copy == nil, term, st.done, &st.bytesIn, &st.writes)
-	// The group was registered with the watchdog by spawn, as soon as it
-	// existed; the cgroup is registered here.
-	cg.watch(pid)
 	size := c.chunkSize()
 	if s.stdout != nil {
 		st.stdout = newStream(ctx, name+": stdout", s.stdout, size, s.pty != nil, &st.bytesOut, &st.reads)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // stdin is the write side of a child, the twin of Stream: what
@@ -148,4 +149,9 @@ func (in *stdin) copyErr() error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.readErr
+}
+
+// isQuietPipeEnd reports errors that only mean the other end went away.
+func isQuietPipeEnd(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed)
 }

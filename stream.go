@@ -38,7 +38,7 @@ import (
 // consuming goroutine at a time: several consumers share a Stream through
 // Read (each with its own buffer) or through C.
 type Stream struct {
-	name      string // e.g. `"cat" stdout`, for errors
+	name      string // e.g. "cat: stdout", for errors
 	file      *os.File
 	ctx       context.Context // the process's: WriteTo stops delivering when it ends
 	chunkSize int
@@ -72,22 +72,14 @@ type Stream struct {
 
 	watch *ctxWatch // ends a parked read when its context ends
 
-	hasEnded    atomic.Bool // end is set
-	mu          sync.Mutex
-	end         error // sticky: io.EOF, a read error, or errStreamClosed
-	credit      int   // see demand.go
-	pumping     bool
-	demandEnded bool
-	c           chan []byte
-	wake        chan struct{}
-	closed      chan struct{}
-	closeOnce   sync.Once
-	fileOnce    sync.Once
+	hasEnded  atomic.Bool // end is set
+	mu        sync.Mutex
+	end       error // sticky: io.EOF, a read error, or errStreamClosed
+	demand          // read-ahead for Request and C: demand.go
+	closed    chan struct{}
+	closeOnce sync.Once
+	fileOnce  sync.Once
 }
-
-// chunksAhead is how many read-ahead chunks C holds before the pump waits
-// for the receiver; demand beyond it is read as the receiver drains C.
-const chunksAhead = 16
 
 func newStream(ctx context.Context, name string, f *os.File, chunkSize int, pty bool, bytes, reads *atomic.Int64) *Stream {
 	s := &Stream{
@@ -99,8 +91,7 @@ func newStream(ctx context.Context, name string, f *os.File, chunkSize int, pty 
 		sem:       make(chan struct{}, 1),
 		bytes:     bytes,
 		reads:     reads,
-		c:         make(chan []byte, chunksAhead),
-		wake:      make(chan struct{}, 1),
+		demand:    newDemand(),
 		closed:    make(chan struct{}),
 	}
 	// processGone's expired deadline must survive a context change.

@@ -830,3 +830,77 @@ func TestStreamNextAfterCancelThenBackground(t *testing.T) {
 		t.Fatalf("Next with Background after an expired context = %q, %v; want \"late\\n\"", b, err)
 	}
 }
+
+// slowWriter takes each write after a pause, and counts what arrives after
+// done is closed.
+type slowWriter struct {
+	pause       time.Duration
+	done        <-chan struct{}
+	total, late atomic.Int64
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.pause)
+	w.total.Add(int64(len(p)))
+	select {
+	case <-w.done:
+		w.late.Add(int64(len(p)))
+	default:
+	}
+	return len(p), nil
+}
+
+// WriteTo reads under the context the process was started with: when it
+// ends, WriteTo returns its error promptly, without delivering what the
+// pipe still holds, nor what a child that takes its time to stop writes.
+func TestWriteToStopsAtStartContext(t *testing.T) {
+	for _, dest := range []string{"copy", "splice"} {
+		t.Run(dest, func(t *testing.T) {
+			check := leakCheck(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			// cat keeps writing through SIGTERM: the grace period is long.
+			c := sh(`trap "" TERM; exec cat /dev/zero`)
+			c.KillTimeout = 2 * time.Second
+			p := start(t, ctx, c)
+			sw := &slowWriter{pause: 5 * time.Millisecond, done: ctx.Done()}
+			var w io.Writer = sw
+			closeDest := func() {}
+			if dest == "splice" {
+				// A kernel pipe that a slow goroutine drains.
+				r, pw, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				drained := make(chan struct{})
+				go func() {
+					defer close(drained)
+					io.CopyBuffer(sw, r, make([]byte, 64<<10))
+				}()
+				closeDest = func() { pw.Close(); <-drained; r.Close() }
+				defer closeDest()
+				w = pw
+			}
+			var n int64
+			var err error
+			within(t, 20*time.Second, "WriteTo past the Start context", func() { n, err = p.Stdout.WriteTo(w) })
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("WriteTo = %d, %v; want an error matching context.DeadlineExceeded", n, err)
+			}
+			if !strings.Contains(err.Error(), "exec cat /dev/zero': stdout: ") {
+				t.Errorf("WriteTo error %q does not name the stream", err)
+			}
+			p.Stdout.Close()
+			if err := p.Wait(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Wait = %v; want the context's error", err)
+			}
+			// What was on its way: one chunk, or one splice and the
+			// destination pipe's 64 KiB.
+			if late, most := sw.late.Load(), int64(256<<10); late > most {
+				t.Errorf("%d bytes reached the writer after the context ended; want at most %d", late, most)
+			}
+			closeDest()
+			check()
+		})
+	}
+}

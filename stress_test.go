@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -314,17 +313,12 @@ func TestStressSequential(t *testing.T) {
 // EMFILE and names the command, and once everything is stopped, nothing is
 // left: no descriptor, goroutine or child. See stressHelperEMFILE.
 func TestStressEMFILE(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(),
-		"NETRUNNER_TEST_HELPER=stress-emfile",
-		// Under -race, a program sleeps 1s at exit by default.
-		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	// Should the test process die, so does the helper (and its watchdog then
 	// kills what the helper started).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.CombinedOutput()
+	cmd := helperCommand("stress-emfile")
+	var out []byte
+	var err error
+	within(t, 3*time.Minute, "the EMFILE helper", func() { out, err = cmd.CombinedOutput() })
 	var result string
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {

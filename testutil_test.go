@@ -1,5 +1,14 @@
 //go:build linux
 
+// Where tests go. A test lives beside the file whose code it tests:
+// stream.go's in stream_test.go, pty_linux.go's in pty_test.go, and so on.
+// Four kinds have files of their own instead: race_test.go (-race
+// stress of concurrent calls), stress_test.go (many processes, resource
+// limits), fuzz_test.go and bench_test.go. example_test.go holds the godoc
+// Examples. Helpers shared by more than one file live here, once; a helper
+// one file needs stays in that file. main_test.go runs every test under
+// goleak and answers the re-executed test binary (helperCommand).
+
 package netrunner
 
 import (
@@ -113,9 +122,9 @@ func openFDs() string {
 }
 
 type procInfo struct {
-	pid, ppid, pgid int
-	state           byte
-	comm            string
+	pid, ppid, pgid, sid int
+	state                byte
+	comm                 string
 }
 
 func (p procInfo) String() string {
@@ -134,12 +143,13 @@ func procStat(pid int) (procInfo, error) {
 		return procInfo{}, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, s)
 	}
 	f := strings.Fields(s[end+2:])
-	if len(f) < 3 || f[0] == "" {
+	if len(f) < 4 || f[0] == "" {
 		return procInfo{}, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, s)
 	}
 	ppid, _ := strconv.Atoi(f[1])
 	pgid, _ := strconv.Atoi(f[2])
-	return procInfo{pid: pid, ppid: ppid, pgid: pgid, state: f[0][0], comm: s[open+1 : end]}, nil
+	sid, _ := strconv.Atoi(f[3])
+	return procInfo{pid: pid, ppid: ppid, pgid: pgid, sid: sid, state: f[0][0], comm: s[open+1 : end]}, nil
 }
 
 // isDead reports whether pid is gone: no such process, or a zombie.

@@ -46,7 +46,7 @@ func TestWindowsStartUnsupported(t *testing.T) {
 		switch {
 		case !errors.Is(err, ErrUnsupported) || !errors.Is(err, errors.ErrUnsupported):
 			t.Errorf("%s: err = %v; want one wrapping ErrUnsupported", tc.how, err)
-		case !strings.HasPrefix(err.Error(), "netrunner: ") || !strings.Contains(err.Error(), `"where.exe"`):
+		case !strings.HasPrefix(err.Error(), "netrunner: ") || !strings.Contains(err.Error(), "where.exe cmd: "):
 			t.Errorf("%s: err %q does not name the command after the package prefix", tc.how, err)
 		}
 		if err := tc.run(Command("")); !errors.Is(err, ErrInvalidCommand) {

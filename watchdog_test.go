@@ -131,11 +131,8 @@ func startWatchdogHelper(t *testing.T, name string, env ...string) (*exec.Cmd, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), append([]string{"NETRUNNER_TEST_HELPER=" + name,
-		"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}, env...)...)
+	cmd := helperCommand(name, env...)
 	cmd.Stdout, cmd.Stderr = pw, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {
