@@ -592,3 +592,23 @@ func TestRemoteProgramDeathEndsGroup(t *testing.T) {
 	cmd.Wait()
 	waitGroupGone(t, pgid)
 }
+
+// Output read only after the run is over arrives whole: the Stream ends
+// when its bridge has delivered the rest, not when the group is gone. The
+// size is more than the local pipe holds and less than the SSH window, so
+// head can exit while nobody reads.
+func TestRemoteReadAfterWait(t *testing.T) {
+	_, _, h := sshTest(t)
+	defer leakCheck(t)()
+	const size = 1536 << 10
+	p := start(t, testCtx(t), remote(h, Command("head", "-c", strconv.Itoa(size), "/dev/zero")))
+	within(t, 20*time.Second, "Wait with the output unread", func() {
+		if err := p.Wait(testCtx(t)); err != nil {
+			t.Error(err)
+		}
+	})
+	got, err := io.ReadAll(p.Stdout)
+	if err != nil || len(got) != size {
+		t.Errorf("read %d bytes after Wait, want %d: %v", len(got), size, err)
+	}
+}
