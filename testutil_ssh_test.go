@@ -152,6 +152,13 @@ UseDNS no
 				return s
 			}
 			cmd.Wait()
+			if plainShell {
+				// No mount namespace here (no CAP_SYS_ADMIN): the login
+				// shell it is.
+				t.Logf("sshd with /bin/sh as the login shell failed, using the real one:\n%s", log.String())
+				plainShell = false
+				continue
+			}
 			if attempt < 3 {
 				continue
 			}
