@@ -34,22 +34,21 @@ func cgroup2Mount() (string, error) {
 
 // validateCgroup checks Cgroup and CgroupSettings before anything starts.
 func (c *Cmd) validateCgroup() error {
-	name := c.name()
 	if c.Cgroup == "" {
 		if len(c.CgroupSettings) > 0 {
-			return invalidf(name, "CgroupSettings without Cgroup")
+			return invalidf(c.name(), "CgroupSettings without Cgroup")
 		}
 		return nil
 	}
 	if strings.IndexByte(c.Cgroup, 0) >= 0 {
-		return invalidf(name, "Cgroup contains a NUL byte")
+		return invalidf(c.name(), "Cgroup contains a NUL byte")
 	}
 	if filepath.IsAbs(c.Cgroup) {
-		return invalidf(name, "Cgroup %q is absolute; it is relative to the cgroup2 mount", c.Cgroup)
+		return invalidf(c.name(), "Cgroup %q is absolute; it is relative to the cgroup2 mount", c.Cgroup)
 	}
 	for _, part := range strings.Split(c.Cgroup, "/") {
 		if part == ".." || part == "." {
-			return invalidf(name, "Cgroup %q contains %q", c.Cgroup, part)
+			return invalidf(c.name(), "Cgroup %q contains %q", c.Cgroup, part)
 		}
 	}
 	if err := c.checkNotOwnCgroup(); err != nil {
@@ -57,10 +56,10 @@ func (c *Cmd) validateCgroup() error {
 	}
 	for file, value := range c.CgroupSettings {
 		if file == "" || file == "." || file == ".." || strings.ContainsAny(file, "/\x00") {
-			return invalidf(name, "CgroupSettings key %q is not a file name", file)
+			return invalidf(c.name(), "CgroupSettings key %q is not a file name", file)
 		}
 		if strings.IndexByte(value, 0) >= 0 {
-			return invalidf(name, "CgroupSettings[%q] contains a NUL byte", file)
+			return invalidf(c.name(), "CgroupSettings[%q] contains a NUL byte", file)
 		}
 	}
 	return nil

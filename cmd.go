@@ -92,8 +92,16 @@ const (
 )
 
 // name is how errors refer to the command: its whole command line,
-// shortened when long (see commandName).
-func (c *Cmd) name() string { return commandName(c.argv()) }
+// shortened when long (see commandName), starting with the program (Path
+// when Args[0] is empty). Errors, and a Daemon's log, show the arguments:
+// a secret passed as one shows there too.
+func (c *Cmd) name() string {
+	argv := c.argv()
+	if argv[0] == "" && c.Path != "" {
+		argv = append([]string{c.Path}, argv[1:]...)
+	}
+	return commandName(argv)
+}
 
 // program is the name of the program to run, before any PATH search.
 func (c *Cmd) program() string {
@@ -119,9 +127,8 @@ func (c *Cmd) killTimeout() time.Duration {
 
 // validate reports, before anything is spawned, every value that cannot work.
 func (c *Cmd) validate() error {
-	name := c.name()
 	if c.program() == "" {
-		return invalidf(name, "empty command name")
+		return invalidf(c.name(), "empty command name")
 	}
 	checks := []struct {
 		field, value string
@@ -131,40 +138,40 @@ func (c *Cmd) validate() error {
 	}
 	for _, ch := range checks {
 		if strings.IndexByte(ch.value, 0) >= 0 {
-			return invalidf(name, "%s contains a NUL byte", ch.field)
+			return invalidf(c.name(), "%s contains a NUL byte", ch.field)
 		}
 	}
 	for i, kv := range c.Env {
 		if strings.IndexByte(kv, 0) >= 0 {
-			return invalidf(name, "Env[%d] contains a NUL byte", i)
+			return invalidf(c.name(), "Env[%d] contains a NUL byte", i)
 		}
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return invalidf(name, "Env[%d] %q is not KEY=VALUE", i, kv)
+			return invalidf(c.name(), "Env[%d] %q is not KEY=VALUE", i, kv)
 		}
 	}
 	switch {
 	case c.ChunkSize < 0 || c.ChunkSize > maxChunkSize:
-		return invalidf(name, "ChunkSize %d is outside 0..%d", c.ChunkSize, maxChunkSize)
+		return invalidf(c.name(), "ChunkSize %d is outside 0..%d", c.ChunkSize, maxChunkSize)
 	case c.PipeSize < 0 || c.PipeSize > math.MaxInt32:
-		return invalidf(name, "PipeSize %d is outside 0..%d", c.PipeSize, math.MaxInt32)
+		return invalidf(c.name(), "PipeSize %d is outside 0..%d", c.PipeSize, math.MaxInt32)
 	case c.MaxOutput < 0:
-		return invalidf(name, "MaxOutput %d is negative", c.MaxOutput)
+		return invalidf(c.name(), "MaxOutput %d is negative", c.MaxOutput)
 	case c.Stderr < StderrTail || c.Stderr > StderrInherit:
-		return invalidf(name, "Stderr mode %d is unknown", c.Stderr)
+		return invalidf(c.name(), "Stderr mode %d is unknown", c.Stderr)
 	}
 	f, isFile := c.Stdin.(*os.File)
 	if isFile && f == nil {
-		return invalidf(name, "Stdin is a nil *os.File")
+		return invalidf(c.name(), "Stdin is a nil *os.File")
 	}
 	if isFile && !isOpen(f) {
-		return invalidf(name, "Stdin is a closed *os.File")
+		return invalidf(c.name(), "Stdin is a closed *os.File")
 	}
 	if c.PTY != nil {
 		if c.Stderr != StderrTail && c.Stderr != StderrToStdout {
-			return invalidf(name, "Stderr mode %d with PTY: stderr is the terminal", c.Stderr)
+			return invalidf(c.name(), "Stderr mode %d with PTY: stderr is the terminal", c.Stderr)
 		}
 		if isFile {
-			return invalidf(name, "Stdin is an *os.File with PTY: stdin is the terminal")
+			return invalidf(c.name(), "Stdin is an *os.File with PTY: stdin is the terminal")
 		}
 	}
 	return c.validatePlatform()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -117,27 +118,43 @@ func invalidf(name, format string, args ...any) error {
 
 // commandName shows a command line in errors: the whole argv, each
 // argument quoted as a shell would need it, shortened in the middle when
-// long, so that a failing `sh -c '...'` says which script failed.
+// long, so that a failing `sh -c '...'` says which script failed. Only the
+// arguments that can show are quoted: a huge argv costs no more than a
+// short one.
 func commandName(argv []string) string {
-	var b strings.Builder
-	for i, a := range argv {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		switch {
-		case a != "" && !strings.ContainsFunc(a, needsQuote):
-			b.WriteString(a)
-		case strings.ContainsFunc(a, unprintable):
-			b.WriteString(strconv.Quote(a))
-		default:
-			b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
-		}
+	const most = 120 // runes
+	var head, tail []string
+	size, i := 0, 0
+	for ; i < len(argv) && size <= most; i++ {
+		q := quoteArg(argv[i])
+		head = append(head, q)
+		size += utf8.RuneCountInString(q) + 1
 	}
-	const most = 120
-	if r := []rune(b.String()); len(r) > most {
+	size, j := 0, len(argv)
+	for ; j > i && size <= most; j-- {
+		q := quoteArg(argv[j-1])
+		tail = append(tail, q)
+		size += utf8.RuneCountInString(q) + 1
+	}
+	// What lies between head and tail (j > i) is past the shortening.
+	slices.Reverse(tail)
+	s := strings.Join(append(head, tail...), " ")
+	if r := []rune(s); len(r) > most {
 		return string(r[:most/2]) + "..." + string(r[len(r)-most/2+3:])
 	}
-	return b.String()
+	return s
+}
+
+// quoteArg quotes a as a shell would need it, or as a Go string when it
+// holds what a terminal would not show.
+func quoteArg(a string) string {
+	switch {
+	case a != "" && !strings.ContainsFunc(a, needsQuote):
+		return a
+	case strings.ContainsFunc(a, unprintable):
+		return strconv.Quote(a)
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 }
 
 func needsQuote(r rune) bool {
@@ -146,9 +163,12 @@ func needsQuote(r rune) bool {
 
 func unprintable(r rune) bool { return !unicode.IsPrint(r) && r != ' ' || r == utf8.RuneError }
 
-// contextError is ctx's error together with its cause (context.Cause):
-// errors.Is finds both, so a run cancelled by errgroup or WithCancelCause
-// says why, and still matches context.Canceled or DeadlineExceeded.
+// contextError is ctx's error together with its cause (context.Cause), for
+// the errors this package makes of it (Wait's, ExitError's, Run's): a run
+// cancelled by errgroup or WithCancelCause says why, and still matches
+// context.Canceled or DeadlineExceeded. errors.Is matches the cause itself
+// but does not look inside it: with errgroup the cause is another task's
+// error, which this run's error must not pass for.
 func contextError(ctx context.Context) error {
 	err := ctx.Err()
 	cause := context.Cause(ctx)
@@ -160,5 +180,9 @@ func contextError(ctx context.Context) error {
 
 type causedError struct{ err, cause error }
 
-func (e *causedError) Error() string   { return e.err.Error() + ": " + e.cause.Error() }
-func (e *causedError) Unwrap() []error { return []error{e.err, e.cause} }
+func (e *causedError) Error() string {
+	return e.err.Error() + " (cause: " + strings.TrimPrefix(e.cause.Error(), "netrunner: ") + ")"
+}
+
+func (e *causedError) Unwrap() error        { return e.err }
+func (e *causedError) Is(target error) bool { return target == e.cause }

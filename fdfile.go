@@ -126,7 +126,7 @@ func (w *ctxWatch) unwatchLocked() {
 // watched context is what expired the deadline.
 func ctxErr(ctx context.Context, err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
-		return contextError(ctx)
+		return ctx.Err()
 	}
 	return err
 }

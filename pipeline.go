@@ -115,12 +115,10 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 		}
 		if err := c.startStage(ctx, p, i, w); err != nil {
 			closeLinks()
+			// Their stdout is a link to the next stage: no Stream to close.
 			for _, s := range p.stages[:i] {
 				s.kill()
 				<-s.done
-				if s.stdout != nil {
-					s.stdout.Close()
-				}
 			}
 			return nil, &stageError{line, i + 1, err}
 		}

@@ -45,8 +45,9 @@ func (p *Process) started() *Process {
 
 // stageDone runs when a stage is done; the last one to finish settles the
 // Process. It reads every stage: each was in p.stages before its
-// supervision began, and so before its own stageDone. Its error is that of the failed stages, rightmost first, as
-// bash's pipefail reports it; a single stage's error is its own.
+// supervision began, and so before its own stageDone. The Process's error
+// is that of the failed stages, rightmost first, as bash's pipefail reports
+// it; a single stage's error is its own.
 func (p *Process) stageDone() {
 	if p.running.Add(-1) > 0 {
 		return
@@ -119,17 +120,37 @@ func (p *Process) result() error {
 }
 
 // ExitCode returns the exit code of the exited process, or -1 while it is
-// running or when a signal ended it. A pipeline's is its rightmost failed
-// stage's, or the last stage's when none failed.
+// running or when a signal ended it. It is known once the child is reaped,
+// before what is left of its group is gone. A pipeline's is its rightmost
+// failed stage's, or the last stage's when none failed, once every stage
+// is reaped.
 func (p *Process) ExitCode() int {
 	select {
 	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.exit.code
 	default:
-		return -1
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.exit.code
+	for _, s := range p.stages {
+		s.mu.Lock()
+		reaped := s.reaped
+		s.mu.Unlock()
+		if !reaped {
+			return -1
+		}
+	}
+	last := len(p.stages) - 1
+	for i := last; i >= 0; i-- {
+		s := p.stages[i]
+		s.mu.Lock()
+		code := s.exit.code // -1 when signalled
+		s.mu.Unlock()
+		if code != 0 && (i == last || !readerEnded(s, p.stages[i+1])) {
+			return code
+		}
+	}
+	return 0
 }
 
 // Signal sends sig to the process group of the child (of every stage, for

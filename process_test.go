@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -458,4 +459,29 @@ func TestMaxOutputTermIgnoredPrompt(t *testing.T) {
 			check()
 		})
 	}
+}
+
+// ExitCode and Stats say how the child ended as soon as it is reaped, while
+// what is left of its group (here a descendant that ignores SIGTERM) is
+// still being ended and Done is not yet closed.
+func TestExitCodeKnownAtReap(t *testing.T) {
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	c := sh(`(trap "" TERM; exec sleep 1000) & exit 3`)
+	c.KillTimeout = 20 * time.Second
+	p := start(t, ctx, c)
+	waitFor(t, 15*time.Second, "the child reaped", func() bool { return errors.Is(p.Signal(0), os.ErrProcessDone) })
+	select {
+	case <-p.Done():
+		t.Fatal("Done closed while a leftover that ignores SIGTERM has 20s of grace")
+	default:
+	}
+	if code, st := p.ExitCode(), p.Stats(); code != 3 || st.ExitCode != 3 {
+		t.Errorf("after the reap, before Done: ExitCode %d, Stats.ExitCode %d; want 3", code, st.ExitCode)
+	}
+	p.Kill()
+	if err := p.Wait(ctx); p.ExitCode() != 3 {
+		t.Errorf("after Done: ExitCode %d (Wait: %v); want 3", p.ExitCode(), err)
+	}
+	check()
 }

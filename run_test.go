@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -449,15 +450,45 @@ func TestRunContext(t *testing.T) {
 		})
 		matches("Lines", last)
 
+		// Next and Write return the context's error itself, as the
+		// Stream's contract says; Wait's error names the command and the
+		// cause.
 		p := start(t, testCtx(t), Command("sleep", "1000"))
 		ctx, cancel = context.WithCancelCause(context.Background())
 		cancel(boom)
-		_, err = p.Stdout.Next(ctx)
-		matches("Next", err)
+		if _, err := p.Stdout.Next(ctx); err != context.Canceled {
+			t.Errorf("Next: %v; want context.Canceled", err)
+		}
+		if _, err := p.Write(ctx, []byte("x")); err != context.Canceled {
+			t.Errorf("Write: %v; want context.Canceled", err)
+		}
 		matches("Wait", p.Wait(ctx))
-		_, err = p.Write(ctx, []byte("x"))
-		matches("Write", err)
 		reap(t, p)
+		check()
+	})
+	// With errgroup the cause is another task's error: a run cancelled by
+	// it must not pass for that error (an ExitError, ErrNotFound, or one
+	// wrapping io.EOF that a reader takes for a clean end).
+	t.Run("cause-not-borrowed", func(t *testing.T) {
+		check := leakCheck(t)
+		others := []error{
+			&ExitError{Code: 3, name: "other"},
+			fmt.Errorf("peer hung up: %w", io.EOF),
+			fmt.Errorf("lookup: %w", exec.ErrNotFound),
+		}
+		for _, other := range others {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			time.AfterFunc(100*time.Millisecond, func() { cancel(other) })
+			var err error
+			within(t, 15*time.Second, "Run after cancel", func() { _, err = Command("sleep", "1000").Run(ctx) })
+			var ee *ExitError
+			if !errors.As(err, &ee) || ee.Code != -1 || ee.Signal != syscall.SIGTERM {
+				t.Errorf("cause %v: Run: %v; want this run's own ExitError (SIGTERM)", other, err)
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, exec.ErrNotFound) || !errors.Is(err, other) || !errors.Is(err, context.Canceled) {
+				t.Errorf("cause %v: Run: %v; want it to match the cause and context.Canceled, and nothing inside the cause", other, err)
+			}
+		}
 		check()
 	})
 }

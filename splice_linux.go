@@ -109,8 +109,8 @@ func (sp *splicer) once() (int64, error) {
 	if err := s.ended(); err != nil {
 		return 0, err
 	}
-	if sp.ctx.Err() != nil {
-		return 0, contextError(sp.ctx)
+	if err := sp.ctx.Err(); err != nil {
+		return 0, err
 	}
 	if s.drainOnly.Load() {
 		return 0, errDrainOnly
@@ -138,7 +138,7 @@ func (sp *splicer) once() (int64, error) {
 	case errors.Is(err, os.ErrDeadlineExceeded) && s.drainOnly.Load():
 		return 0, errDrainOnly
 	case errors.Is(err, os.ErrDeadlineExceeded) && sp.ctx.Err() != nil:
-		return 0, contextError(sp.ctx)
+		return 0, sp.ctx.Err()
 	case err != nil:
 		// The pipe was closed under us: Close or the end of the drain.
 		if end := s.ended(); end != nil {

@@ -31,7 +31,10 @@ type wiring struct {
 var oneShot = wiring{oneShot: true, stdin: -1, stdout: -1}
 
 func (c *Cmd) start(ctx context.Context, w wiring) (*Process, error) {
-	p := newProcess(c.name(), 1)
+	if w.name == "" {
+		w.name = c.name() // once: a long argv costs something to show
+	}
+	p := newProcess(w.name, 1)
 	if err := c.startStage(ctx, p, 0, w); err != nil {
 		return nil, err
 	}
@@ -78,7 +81,7 @@ func (c *Cmd) startStage(ctx context.Context, p *Process, i int, w wiring) error
 		cg.end()
 		return commandError(c.name(), "", err)
 	}
-	tty, err := lendForeground(c.name(), s.userFile)
+	tty, err := lendForeground(c.name, s.userFile)
 	if err != nil {
 		s.closeChildEnds()
 		s.closeParentEnds()

@@ -60,14 +60,14 @@ func (in *stdin) write(ctx context.Context, b []byte) (int, error) {
 	select {
 	case in.sem <- struct{}{}:
 	case <-ctx.Done():
-		return 0, contextError(ctx)
+		return 0, ctx.Err()
 	}
 	defer func() { <-in.sem }()
 	if in.closed.Load() {
 		return 0, commandError(in.name, "write", ErrStdinClosed)
 	}
-	if ctx.Err() != nil {
-		return 0, contextError(ctx)
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
 	in.watch.watch(ctx)
 	n, err := in.file.Write(b)
@@ -75,7 +75,7 @@ func (in *stdin) write(ctx context.Context, b []byte) (int, error) {
 	in.count(b[:n])
 	switch {
 	case err == nil:
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+	case ctx.Err() != nil && err == ctx.Err():
 	case errors.Is(err, os.ErrClosed):
 		err = commandError(in.name, "write", ErrStdinClosed)
 	default:

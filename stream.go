@@ -141,7 +141,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 // destination that splice refuses gets the copying loop instead.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 	n, err := s.writeTo(s.ctx, w)
-	if cerr := s.ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+	if cerr := s.ctx.Err(); cerr != nil && err == cerr {
 		err = fmt.Errorf("netrunner: %s: %w", s.name, err)
 	}
 	return n, err
@@ -230,7 +230,7 @@ func (s *Stream) acquire(ctx context.Context) error {
 	case s.sem <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return contextError(ctx)
+		return ctx.Err()
 	}
 }
 
@@ -253,8 +253,8 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 		}
 		// Once ctx is done, nothing more is delivered, not even what the
 		// pipe still holds.
-		if ctx.Err() != nil {
-			return 0, contextError(ctx)
+		if err := ctx.Err(); err != nil {
+			return 0, err
 		}
 		var n int
 		var err error
@@ -280,7 +280,7 @@ func (s *Stream) readLocked(ctx context.Context, b []byte) (int, error) {
 			continue
 		case errors.Is(err, os.ErrDeadlineExceeded) && s.drainOnly.Load():
 			continue // woken by processGone
-		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		case ctx.Err() != nil && err == ctx.Err():
 			return 0, err // the Stream stays usable
 		case s.pty && errors.Is(err, syscall.EIO):
 			// Every user of the terminal closed it, but its session

@@ -30,7 +30,7 @@ var foregroundLent atomic.Bool
 // lendForeground returns a foreground when f is this program's controlling
 // terminal, nil when it is anything else (no job control applies then), and
 // an error wrapping ErrInvalidCommand when the child could not read it.
-func lendForeground(name string, f *os.File) (*foreground, error) {
+func lendForeground(name func() string, f *os.File) (*foreground, error) {
 	if f == nil {
 		return nil, nil
 	}
@@ -41,13 +41,13 @@ func lendForeground(name string, f *os.File) (*foreground, error) {
 		return nil, nil
 	}
 	pgrp := unix.Getpgrp()
-	inUse := invalidf(name, "Stdin is this program's controlling terminal, which another child has in the foreground; "+
+	inUse := invalidf(name(), "Stdin is this program's controlling terminal, which another child has in the foreground; "+
 		"one child at a time can read the terminal")
 	if foregroundLent.Load() {
 		return nil, inUse
 	}
 	if fg != pgrp {
-		return nil, invalidf(name, "Stdin is this program's controlling terminal, but the program is not in its foreground "+
+		return nil, invalidf(name(), "Stdin is this program's controlling terminal, but the program is not in its foreground "+
 			"(was it started in the background?): the child would be stopped (SIGTTIN) when it reads; "+
 			"give it a pipe, a file or a PTY instead")
 	}
@@ -57,7 +57,7 @@ func lendForeground(name string, f *os.File) (*foreground, error) {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		foregroundLent.Store(false)
-		return nil, commandError(name, "Stdin", os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err))
+		return nil, commandError(name(), "Stdin", os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err))
 	}
 	return &foreground{fd: dup, pgrp: pgrp}, nil
 }

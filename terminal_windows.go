@@ -6,6 +6,6 @@ import "os"
 // control on its consoles; nothing is lent.
 type foreground struct{}
 
-func lendForeground(string, *os.File) (*foreground, error) { return nil, nil }
+func lendForeground(func() string, *os.File) (*foreground, error) { return nil, nil }
 
 func (t *foreground) handBack(child int) {}
