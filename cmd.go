@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -46,7 +47,7 @@ type Cmd struct {
 	Stderr StderrMode // what happens to the child's stderr; default StderrTail
 
 	ChunkSize   int           // most bytes one chunk holds; 0: 64 KiB; at most 64 MiB
-	PipeSize    int           // kernel pipe buffer asked for with F_SETPIPE_SZ (Linux); 0: kernel default
+	PipeSize    int           // kernel pipe buffer asked for with F_SETPIPE_SZ (Linux; ErrUnsupported elsewhere); 0: kernel default
 	KillTimeout time.Duration // grace between SIGTERM and SIGKILL when stopping; 0: 5s; <0: SIGKILL at once
 
 	// MaxOutput is the most stdout bytes Run and Output keep; 0: no limit.
@@ -57,7 +58,7 @@ type Cmd struct {
 	MaxOutput int64
 
 	PTY            *Winsize          // non-nil: run on a pseudo-terminal of that size (Linux; ErrUnsupported elsewhere); a child that turns canonical mode off reads no end-of-file from it
-	Cgroup         string            // Linux: a cgroup v2 path, relative to the cgroup2 mount
+	Cgroup         string            // Linux: a cgroup v2 path, relative to the cgroup2 mount; ErrUnsupported elsewhere
 	CgroupSettings map[string]string // written into the cgroup's files before the child runs
 
 	Host Host // where the command runs; nil: this machine (see SSH)
@@ -145,7 +146,13 @@ func (c *Cmd) validate() error {
 		if strings.IndexByte(kv, 0) >= 0 {
 			return invalidf(c.name(), "Env[%d] contains a NUL byte", i)
 		}
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+		entry := kv
+		if runtime.GOOS == "windows" {
+			// Windows keeps each drive's directory under a key that starts
+			// with "=" ("=C:=C:\dir"), and os.Environ has them.
+			entry = strings.TrimPrefix(kv, "=")
+		}
+		if k, _, ok := strings.Cut(entry, "="); !ok || k == "" {
 			return invalidf(c.name(), "Env[%d] %q is not KEY=VALUE", i, kv)
 		}
 	}

@@ -116,7 +116,11 @@
 // (pipes, process groups, kill, wait4), untested: PTY, Cgroup and PipeSize
 // return errors wrapping [ErrUnsupported], processes are reaped by a
 // blocking wait4 instead of through a pidfd, and there is no parent-death
-// watchdog. On windows the package builds, and every way of starting a
-// command returns an error wrapping ErrUnsupported until Windows support
-// lands. ErrUnsupported also satisfies errors.Is(err, errors.ErrUnsupported).
+// watchdog. On windows, tested under Wine 8 but not yet on real Windows,
+// the parent's pipe ends are overlapped named pipes on the runtime poller
+// and each child runs in a job object of its own that stands for its
+// process group and dies with the program (WatchdogErr is nil there); Stop
+// sends CTRL_BREAK_EVENT before terminating the job, Signal takes SIGINT,
+// SIGKILL and 0, and PTY, Cgroup and PipeSize return errors wrapping
+// ErrUnsupported. ErrUnsupported also satisfies errors.Is(err, errors.ErrUnsupported).
 package netrunner

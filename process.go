@@ -156,6 +156,9 @@ func (p *Process) ExitCode() int {
 // Signal sends sig to the process group of the child (of every stage, for
 // a pipeline). Once the child has been reaped it returns an error wrapping
 // os.ErrProcessDone. Signal 0 only checks that the group can be signalled.
+// On windows the group is the child's job object: SIGKILL terminates it,
+// SIGINT sends CTRL_BREAK_EVENT to the child's console process group, and
+// other signals but 0 return an error wrapping ErrUnsupported.
 func (p *Process) Signal(sig syscall.Signal) error {
 	if sig < 0 || sig > maxSignal {
 		return commandErrorf(p.name, "signal %d is outside 0..%d", int(sig), maxSignal)
@@ -172,7 +175,9 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // reaped. It returns what Wait returns; ctx bounds the waiting only, the
 // SIGKILL comes on time either way. Stop is idempotent and safe to call
 // after the process exited. A pipeline's stages stop together, each with
-// its own KillTimeout.
+// its own KillTimeout. On windows, Stop sends CTRL_BREAK_EVENT where
+// Unix has SIGTERM (or terminates at once, without a console to carry it)
+// and terminates the job object where Unix has SIGKILL.
 func (p *Process) Stop(ctx context.Context) error {
 	for _, s := range p.stages {
 		s.stop()

@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 // stdin is the write side of a child, the twin of Stream: what
@@ -153,5 +152,5 @@ func (in *stdin) copyErr() error {
 
 // isQuietPipeEnd reports errors that only mean the other end went away.
 func isQuietPipeEnd(err error) bool {
-	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed)
+	return isBrokenPipe(err) || errors.Is(err, os.ErrClosed)
 }

@@ -3,6 +3,7 @@
 package netrunner
 
 import (
+	"errors"
 	"os"
 	"syscall"
 	"time"
@@ -18,6 +19,9 @@ func closeFD(fd int) error { return unix.Close(fd) }
 func setNonblock(fd int) error { return os.NewSyscallError("fcntl", unix.SetNonblock(fd, true)) }
 
 func readFD(fd int, b []byte) (int, error) { return unix.Read(fd, b) }
+
+// isBrokenPipe reports the error a write gets once the reader is gone.
+func isBrokenPipe(err error) bool { return errors.Is(err, syscall.EPIPE) }
 
 // sigCONT follows SIGTERM when a group is stopped, so that a stopped member
 // can act on the TERM.

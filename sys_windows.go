@@ -3,7 +3,6 @@ package netrunner
 import (
 	"os"
 	"syscall"
-	"time"
 )
 
 // The calls of sys_unix.go over Windows handles, which syscall passes as
@@ -11,13 +10,7 @@ import (
 
 func closeFD(fd int) error { return syscall.CloseHandle(syscall.Handle(fd)) }
 
-// setNonblock has nothing to do: a Windows pipe is not switched to
-// nonblocking mode, it is opened for overlapped I/O.
-func setNonblock(int) error { return nil }
-
-func readFD(fd int, b []byte) (int, error) { return syscall.Read(syscall.Handle(fd), b) }
-
-// sigCONT has no Windows counterpart; nothing is started there yet.
+// sigCONT has no Windows counterpart; signal 0 does nothing.
 const sigCONT syscall.Signal = 0
 
 // pollReadable is only asked of terminals, which Windows does not have here.
@@ -29,13 +22,4 @@ func openDevNull() (int, error) {
 		return -1, &os.PathError{Op: "open", Path: os.DevNull, Err: err}
 	}
 	return int(h), nil
-}
-
-// cpuTimes converts the FILETIME durations, in 100 ns units, that Windows
-// reports as a process's kernel and user time.
-func cpuTimes(ru *syscall.Rusage) (user, system time.Duration) {
-	ticks := func(ft syscall.Filetime) time.Duration {
-		return time.Duration(int64(ft.HighDateTime)<<32|int64(ft.LowDateTime)) * 100
-	}
-	return ticks(ru.UserTime), ticks(ru.KernelTime)
 }

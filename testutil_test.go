@@ -6,8 +6,10 @@
 // stress of concurrent calls), stress_test.go (many processes, resource
 // limits), fuzz_test.go and bench_test.go. example_test.go holds the godoc
 // Examples. Helpers shared by more than one file live here, once; a helper
-// one file needs stays in that file. main_test.go runs every test under
-// goleak and answers the re-executed test binary (helperCommand).
+// one file needs stays in that file; those that every platform's tests use
+// are in testutil_portable_test.go, the Windows ones (the test binary as
+// every child) in testutil_windows_test.go. main_test.go runs every test
+// under goleak and answers the re-executed test binary (helperCommand).
 
 package netrunner
 
@@ -16,7 +18,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,19 +32,6 @@ import (
 	"github.com/netrunner-go/netrunner/internal/watchdog"
 )
 
-// testTimeout bounds the life of every process a test starts: the context
-// from testCtx ends then, which stops the process, so a test that hangs on a
-// bug fails instead of hanging the whole suite.
-const testTimeout = 30 * time.Second
-
-// testCtx returns a context for one test's processes, cancelled when the
-// test ends.
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // sh returns a Cmd running script with sh -c.
 func sh(script string) *Cmd { return Command("sh", "-c", script) }
 
@@ -51,39 +39,6 @@ func sh(script string) *Cmd { return Command("sh", "-c", script) }
 func onPTY(c *Cmd) *Cmd {
 	c.PTY = &Winsize{Rows: 24, Cols: 80}
 	return c
-}
-
-// start starts c and registers a cleanup that kills what is left of it,
-// waits for it to be reaped and closes its streams, so that a failing test
-// leaks nothing into the next one (or into goleak).
-func start(t testing.TB, ctx context.Context, c *Cmd) *Process {
-	t.Helper()
-	p, err := c.Start(ctx)
-	if err != nil {
-		t.Fatalf("Start %q: %v", c.Args, err)
-	}
-	if p == nil {
-		t.Fatalf("Start %q: nil Process and nil error", c.Args)
-	}
-	t.Cleanup(func() { reap(t, p) })
-	return p
-}
-
-// reap kills p, waits until it is reaped and closes its streams.
-func reap(t testing.TB, p *Process) {
-	t.Helper()
-	p.Kill()
-	select {
-	case <-p.Done():
-	case <-time.After(20 * time.Second):
-		t.Errorf("pid %d: Done not closed 20s after Kill", p.Pid())
-	}
-	if p.Stdout != nil {
-		p.Stdout.Close()
-	}
-	if p.Stderr != nil {
-		p.Stderr.Close()
-	}
 }
 
 // warmUp runs one process, so that what exists once anything has run (the
@@ -218,18 +173,6 @@ func zombieChildren() []procInfo {
 	return out
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // eventually is waitFor that reports instead of failing.
 func eventually(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
@@ -240,23 +183,6 @@ func eventually(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return true
-}
-
-// within runs f in a goroutine and fails the test if it does not return in
-// time. On a timeout the goroutine is left behind: the test's cleanup kills
-// the process it waits on.
-func within(t testing.TB, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s did not return within %v", what, d)
-	}
 }
 
 // leakCheck takes a baseline of open descriptors and children; the returned
@@ -372,16 +298,6 @@ func readLine(t testing.TB, r *bufio.Reader) string {
 		t.Fatalf("reading a line: %q, %v", line, err)
 	}
 	return strings.TrimRight(line, "\n")
-}
-
-// exitErr asserts err is an *ExitError and returns it.
-func exitErr(t testing.TB, err error) *ExitError {
-	t.Helper()
-	var ee *ExitError
-	if !errors.As(err, &ee) {
-		t.Fatalf("want an *ExitError, got %T: %v", err, err)
-	}
-	return ee
 }
 
 // patternBlock is 1 MiB of a byte formula; see patternReader.

@@ -15,8 +15,11 @@ import (
 // watchdog (c-shared, c-archive, plugin: the executable is the host
 // program), or the program opted out with DisableWatchdog or the
 // netrunner_nowatchdog build tag, or it runs in secure-execution mode
-// (setuid, setgid, file capabilities). Off Linux the error wraps
-// ErrUnsupported.
+// (setuid, setgid, file capabilities). On windows it is always nil: each
+// child runs in a job object that only this program holds and that kills
+// every process in it when the program dies, even by TerminateProcess, so
+// no watchdog is needed (nor turned off by DisableWatchdog). On the other
+// systems the error wraps ErrUnsupported.
 //
 // On Linux the first Start launches the watchdog, a copy of the program
 // re-executed from /proc/self/exe (named "netrunner-watch" in ps -e) that
@@ -51,5 +54,7 @@ func WatchdogErr() error {
 // cgroup), and WatchdogErr says so. Call it before the first Start; a
 // watchdog already running is told to exit without killing anything. The
 // netrunner_nowatchdog build tag does the same for a whole program. Nothing
-// in the environment can turn the watchdog off.
+// in the environment can turn the watchdog off. On windows, where job
+// objects protect the children without a watchdog process, it changes
+// nothing.
 func DisableWatchdog() { watchdog.Disable() }
