@@ -100,6 +100,14 @@
 // ends, so daemons compose with errgroup. [Pipeline] connects commands like a
 // shell's a | b | c, through kernel pipes that the Go process never reads.
 //
+// # Remote hosts
+//
+// With [Cmd.Host] set to [SSH](client), a command runs on an OpenSSH server
+// with the same types and guarantees: arguments byte for byte, backpressure
+// end to end, the remote process group stopped and killed with the
+// command, and when the connection ends. See [SSH] for what holds and what
+// differs.
+//
 // # Platforms
 //
 // Linux is where netrunner is tested, on amd64 and, as a 32-bit program, on

@@ -22,7 +22,23 @@ const ptyDrainMost = 1 << 20
 // most drainLeft more bytes, and the Stream ends when the pipe is empty, so
 // a descendant that escaped the group and still holds the pipe cannot keep
 // the Stream open.
+//
+// A remote process's Stream is fed by a bridge from the SSH channel (see
+// remoteChild): its pipe holds all there is only once the bridge has
+// closed it, which may be after the group is gone.
 func (s *Stream) processGone() {
+	if s.fed != nil {
+		go func() {
+			<-s.fed
+			s.pipeIsFinal()
+		}()
+		return
+	}
+	s.pipeIsFinal()
+}
+
+// pipeIsFinal is processGone once nothing more can enter the pipe.
+func (s *Stream) pipeIsFinal() {
 	s.gone.Store(true)
 	if s.ended() != nil {
 		s.closeFile() // a terminal's master is left open until now: see readLocked

@@ -63,6 +63,9 @@ func (pl *Pipe) Start(ctx context.Context) (*Process, error) {
 		if c.PTY != nil {
 			return nil, invalidf(line, "stage %d has a PTY; pipeline stages talk through pipes", i+1)
 		}
+		if c.Host != nil {
+			return nil, commandErrorf(line, "stage %d runs on %s: remote pipeline stages: %w", i+1, c.Host.hostName(), ErrUnsupported)
+		}
 		if i > 0 && c.Stdin != nil {
 			return nil, invalidf(line, "stage %d has Stdin set; its stdin is stage %d", i+1, i)
 		}

@@ -104,6 +104,7 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 	if s.stdout != nil {
 		st.stdout = newStream(ctx, name+": stdout", s.stdout, size, s.pty != nil, &st.bytesOut, &st.reads)
 		st.stdout.canGrow = c.PipeSize == 0 && s.pty == nil
+		st.stdout.fed = s.stdoutFed
 	}
 	var drainer *Stream
 	switch {
@@ -111,8 +112,10 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 	case c.Stderr == StderrStream:
 		st.stderr = newStream(ctx, name+": stderr", s.stderr, size, false, &st.bytesErr, &st.reads)
 		st.stderr.canGrow = c.PipeSize == 0
+		st.stderr.fed = s.stderrFed
 	case c.Stderr == StderrTail:
 		drainer = newStream(ctx, name+": stderr", s.stderr, stderrDrainChunk, false, &st.bytesErr, &st.reads)
+		drainer.fed = s.stderrFed
 		st.stderrTail = &tail{n: stderrTailSize}
 	}
 	st.drained = make(chan struct{})

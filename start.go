@@ -49,7 +49,7 @@ func (c *Cmd) startStage(ctx context.Context, p *Process, i int, w wiring) error
 	if err := c.validate(); err != nil {
 		return err
 	}
-	if err := c.checkHost(); err != nil {
+	if err := c.checkHost(w); err != nil {
 		return err
 	}
 	if !atomic.CompareAndSwapInt32(&c.started, 0, 1) {
@@ -57,6 +57,9 @@ func (c *Cmd) startStage(ctx context.Context, p *Process, i int, w wiring) error
 	}
 	if ctx.Err() != nil {
 		return commandError(c.name(), "not started", contextError(ctx))
+	}
+	if c.Host != nil {
+		return c.startRemoteStage(ctx, p, i, w)
 	}
 	path, err := c.lookPath()
 	if err != nil {

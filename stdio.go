@@ -19,6 +19,10 @@ type stdio struct {
 	stderr *os.File // StderrTail and StderrStream
 	pty    *os.File // the terminal master; also stdin and stdout above
 	eofNow bool     // type the terminal's end-of-file at once: no input to give
+
+	// A remote child's output comes through pipes that bridges feed from
+	// the SSH channel; each closes once its bridge closed the pipe.
+	stdoutFed, stderrFed <-chan struct{}
 }
 
 func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {

@@ -61,6 +61,11 @@ type Stream struct {
 
 	bytes, reads *atomic.Int64 // the process's Stats counters
 
+	// fed, for a remote process's Stream, is closed once the bridge that
+	// feeds the pipe from the SSH channel has closed it: only then does the
+	// pipe hold all there is (see processGone).
+	fed <-chan struct{}
+
 	// A pipe starts at the kernel's default size. Once reads keep coming
 	// back full, the producer is outrunning the pipe, and a bigger pipe
 	// lets each wakeup move more; see growPipe. canGrow and fullReads
