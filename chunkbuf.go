@@ -1,6 +1,9 @@
 package netrunner
 
-import "sync"
+import (
+	"math/bits"
+	"sync"
+)
 
 // Where a read's buffer comes from. A consumer parked on an idle pipe holds
 // no chunk buffer: the read waits for the pipe to turn readable first and
@@ -14,22 +17,23 @@ const (
 	bufFresh                   // a new one per chunk, its receiver's to keep (the pump)
 )
 
-// chunkPools holds one pool of chunk buffers per ChunkSize in use. A
-// buffer goes back while its Stream waits for data and comes out again when
-// data is there, so a stream that flows keeps the same buffer without
-// allocating, and one that waits holds none.
-var chunkPools sync.Map // int → *sync.Pool of *[]byte
+// chunkPools holds chunk buffers by size class, the powers of two up to
+// maxChunkSize (1<<26): a bounded set of pools whatever ChunkSizes are in
+// use. A buffer goes back while its Stream waits for data and comes out
+// again when data is there, so a stream that flows keeps the same buffer
+// without allocating, and one that waits holds none.
+var chunkPools [27]sync.Pool // of *[]byte
 
-func chunkPool(size int) *sync.Pool {
-	if p, ok := chunkPools.Load(size); ok {
-		return p.(*sync.Pool)
+func getChunk(size int) *[]byte {
+	class := bits.Len(uint(size - 1))
+	if b, ok := chunkPools[class].Get().(*[]byte); ok {
+		return b
 	}
-	p, _ := chunkPools.LoadOrStore(size, &sync.Pool{New: func() any {
-		b := make([]byte, size)
-		return &b
-	}})
-	return p.(*sync.Pool)
+	b := make([]byte, 1<<class)
+	return &b
 }
+
+func putChunk(b *[]byte) { chunkPools[bits.Len(uint(cap(*b)-1))].Put(b) }
 
 // takeBuf returns a buffer for a read of src once data is there.
 func (s *Stream) takeBuf(src bufSource) []byte {
@@ -37,12 +41,9 @@ func (s *Stream) takeBuf(src bufSource) []byte {
 		return make([]byte, s.chunkSize)
 	}
 	if s.nextBuf == nil {
-		if s.pool == nil {
-			s.pool = chunkPool(s.chunkSize)
-		}
-		s.nextBuf = s.pool.Get().(*[]byte)
+		s.nextBuf = getChunk(s.chunkSize)
 	}
-	return *s.nextBuf
+	return (*s.nextBuf)[:s.chunkSize]
 }
 
 // dropBuf gives up the buffer of a read that waits, and reports whether it
@@ -51,7 +52,7 @@ func (s *Stream) dropBuf(src bufSource) bool {
 	switch src {
 	case bufPooled:
 		if s.nextBuf != nil {
-			s.pool.Put(s.nextBuf)
+			putChunk(s.nextBuf)
 			s.nextBuf = nil
 		}
 		return true

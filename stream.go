@@ -48,8 +48,7 @@ type Stream struct {
 	// sem admits one reader at a time. It is a channel rather than a
 	// mutex so that a caller waiting for its turn still honours its context.
 	sem     chan struct{}
-	nextBuf *[]byte    // Next's buffer while data flows (see chunkbuf.go): its result is valid until the next call
-	pool    *sync.Pool // where nextBuf comes from and goes back to
+	nextBuf *[]byte // Next's buffer while data flows (see chunkbuf.go): its result is valid until the next call
 	rd      rawRead
 
 	// drainOnly is set once the process and its group are gone: reads then
@@ -119,7 +118,7 @@ func (s *Stream) Next(ctx context.Context) ([]byte, error) {
 	defer s.release()
 	var b []byte
 	if s.nextBuf != nil {
-		b = *s.nextBuf
+		b = (*s.nextBuf)[:s.chunkSize] // its size class may be larger
 	}
 	b, n, err := s.readLocked(ctx, b, bufPooled)
 	return b[:n], err
