@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -164,7 +165,11 @@ func (p *Process) Signal(sig syscall.Signal) error {
 		return commandErrorf(p.name, "signal %d is outside 0..%d", int(sig), maxSignal)
 	}
 	if err := p.eachStage(func(s *stage) error { return s.signalGroup(sig) }); err != nil {
-		return commandError(p.name, "signal "+sig.String(), err)
+		op := sig.String() // "terminated", or "signal 0" for one without a name
+		if !strings.HasPrefix(op, "signal ") {
+			op = "signal " + op
+		}
+		return commandError(p.name, op, err)
 	}
 	return nil
 }

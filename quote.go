@@ -3,6 +3,7 @@ package netrunner
 import (
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // shellQuote quotes s as one word for a POSIX shell: inside single quotes
@@ -42,27 +43,49 @@ const (
 // runs it with the user's login shell, which must be a POSIX shell, in a
 // session of its own: the shell's pid is also its process group's id, and
 // the program keeps both, since it replaces the shell with exec. The script
-// checks Dir and the program, prints the marker line with its pid, and, when
-// handshake is set, waits for one line on stdin before the program runs:
-// that line comes once the pid is watched (see control.go), so no program
-// runs that a lost connection would not end. Then stderr goes where the
-// mode says and the program replaces the shell, with exactly Cmd.Env when
-// it is set.
-func remoteScript(c *Cmd, marker string, handshake bool) string {
+// checks Dir and the program, prints the marker line with its pid, and
+// waits for one line on stdin before the program runs: that line comes once
+// the pid is watched (see control.go), so no program runs that a lost
+// connection or a cancelled Start would not end. On a terminal the line is
+// read with echo off, so it never shows in the output. Then stderr goes
+// where the mode says and the program replaces the shell, with exactly
+// Cmd.Env when it is set.
+//
+// The program is looked up in the remote PATH as exec.LookPath does and
+// run by the path found, so that env -i (whose PATH is not the login
+// shell's) runs what was checked, and never a shell builtin, function or
+// alias; a directory or a file that is not executable counts as not found.
+func remoteScript(c *Cmd, marker string) string {
 	prog, argv := c.remoteProgram()
 	var sb strings.Builder
 	fail := func(what string, code int) string {
 		return " || { printf '%s\\n' " + shellQuote(marker+what) + "; exit " + strconv.Itoa(code) + "; }\n"
 	}
 	if c.Dir != "" {
-		sb.WriteString("cd -- " + shellQuote(c.Dir) + " 2>/dev/null" + fail(remoteNoDir, 126))
+		dir := c.Dir
+		if !strings.HasPrefix(dir, "/") {
+			dir = "./" + dir // not CDPATH's, nor cd -'s $OLDPWD
+		}
+		sb.WriteString("cd -P " + shellQuote(dir) + " 2>/dev/null" + fail(remoteNoDir, 126))
 	}
+	run := shellQuote(prog)
 	if c.checkRemoteProgram() {
-		sb.WriteString("command -v " + shellQuote(prog) + " >/dev/null 2>&1" + fail(remoteNotFound, 127))
+		// As exec.LookPath does: a name with a slash is a path; any other
+		// is searched in $PATH (an empty entry is the directory).
+		q := shellQuote(prog)
+		sb.WriteString("case " + q + " in */*) p=" + q + " ;; *) p=; set -f; IFS=:; for d in $PATH; do " +
+			"if [ -f \"${d:-.}\"/" + q + " ] && [ -x \"${d:-.}\"/" + q + " ]; then p=\"${d:-.}\"/" + q + "; break; fi; done; unset IFS; set +f ;; esac\n")
+		sb.WriteString("[ -n \"$p\" ] && [ -f \"$p\" ] && [ -x \"$p\" ]" + fail(remoteNotFound, 127))
+		run = "\"$p\""
+	}
+	if c.PTY != nil {
+		// Before the marker: the line that follows it must not echo.
+		sb.WriteString("s=$(stty -g 2>/dev/null); stty -echo 2>/dev/null\n")
 	}
 	sb.WriteString("printf '%s%d\\n' " + shellQuote(marker) + " \"$$\"\n")
-	if handshake {
-		sb.WriteString("IFS= read -r _ || exit 1\n")
+	sb.WriteString("IFS= read -r _ || exit 1\n")
+	if c.PTY != nil {
+		sb.WriteString("[ -n \"$s\" ] && stty \"$s\" 2>/dev/null\n")
 	}
 	switch c.Stderr {
 	case StderrToStdout:
@@ -76,9 +99,26 @@ func remoteScript(c *Cmd, marker string, handshake bool) string {
 		sb.WriteString(shellWords(c.Env))
 		sb.WriteByte(' ')
 	}
-	sb.WriteString(shellWords(append([]string{prog}, argv...)))
+	sb.WriteString(run)
+	if len(argv) > 0 {
+		sb.WriteByte(' ')
+		sb.WriteString(shellWords(argv))
+	}
 	sb.WriteByte('\n')
 	return sb.String()
+}
+
+// maxRemoteScript is the longest command line sent: OpenSSH drops the
+// connection (every command on it) for a packet past 256 KiB, and a shell
+// refuses a -c string past 128 KiB (E2BIG), so a longer one is refused
+// before anything is sent.
+const maxRemoteScript = 120 << 10
+
+func (c *Cmd) checkRemoteScript(h *sshHost, script string) error {
+	if len(script) > maxRemoteScript {
+		return commandErrorf(c.name(), "%s: the remote command line is %d bytes once quoted, more than the %d a remote shell takes: %w", h.name, len(script), maxRemoteScript, syscall.E2BIG)
+	}
+	return nil
 }
 
 // remoteProgram returns the program to run and its arguments. A shell's

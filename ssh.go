@@ -87,6 +87,9 @@ func (c *Cmd) checkRemote(h *sshHost, w wiring) error {
 	case w.stdin >= 0 || w.stdout >= 0:
 		return unsupported("a pipeline stage")
 	}
+	if prog, _ := c.remoteProgram(); strings.HasPrefix(prog, "-") {
+		return invalidf(c.name(), "program %q starts with '-': the remote shell would read it as an option", prog)
+	}
 	if prog, _ := c.remoteProgram(); c.Env != nil && strings.Contains(prog, "=") {
 		return invalidf(c.name(), "program %q contains '=' and Env is set: env would read it as a variable", prog)
 	}
@@ -104,6 +107,13 @@ func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteC
 	ctl, err := h.control()
 	if err != nil {
 		return nil, nil, commandError(c.name(), "", err)
+	}
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	marker := remoteMarker + hex.EncodeToString(nonce[:]) + " "
+	script := remoteScript(c, marker)
+	if err := c.checkRemoteScript(h, script); err != nil {
+		return nil, nil, err
 	}
 	r := &remoteChild{name: c.name(), host: h, ctl: ctl, pty: c.PTY != nil}
 	var closeOnFail []io.Closer
@@ -125,11 +135,7 @@ func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteC
 			return nil, nil, fail("PTY: %v", err)
 		}
 	}
-	handshake := c.PTY == nil
-	var nonce [8]byte
-	rand.Read(nonce[:])
-	marker := remoteMarker + hex.EncodeToString(nonce[:]) + " "
-	if err := execRequest(ch, remoteScript(c, marker, handshake)); err != nil {
+	if err := execRequest(ch, script); err != nil {
 		return nil, nil, fail("start: %v", err)
 	}
 	stopReading := context.AfterFunc(ctx, func() { ch.Close() })
@@ -152,13 +158,11 @@ func (c *Cmd) startRemote(ctx context.Context, h *sshHost, w wiring) (_ *remoteC
 	if _, err := ctl.request("watch", "-", r.pgid); err != nil {
 		return nil, nil, commandError(c.name(), "", err)
 	}
-	if handshake {
-		// The program runs from here.
-		if _, err := ch.Write([]byte{'\n'}); err != nil {
-			ctl.send("kill", "KILL", r.pgid)
-			ctl.send("forget", "-", r.pgid)
-			return nil, nil, fail("start: %v", err)
-		}
+	// The program runs from here.
+	if _, err := ch.Write([]byte{'\n'}); err != nil {
+		ctl.send("kill", "KILL", r.pgid)
+		ctl.send("forget", "-", r.pgid)
+		return nil, nil, fail("start: %v", err)
 	}
 	s, err := r.connect(c, w, rest)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -611,4 +612,84 @@ func TestRemoteReadAfterWait(t *testing.T) {
 	if err != nil || len(got) != size {
 		t.Errorf("read %d bytes after Wait, want %d: %v", len(got), size, err)
 	}
+}
+
+// What the adversarial pass found at the edges of the wrapper: a command
+// line too long for a remote shell is refused before anything is sent (it
+// used to drop the connection and every command on it); a program named
+// like an option is refused; a name that only a shell builtin answers to is
+// not found; the program is run by the path found, also with Env set; a
+// relative Dir is not read as cd's "-" or through CDPATH.
+func TestRemoteWrapperEdges(t *testing.T) {
+	_, _, h := sshTest(t)
+	defer leakCheck(t)()
+	ctx := testCtx(t)
+	other := start(t, ctx, remote(h, sh("echo ready; exec sleep 1000")))
+	if line := readLine(t, bufio.NewReader(other.Stdout)); line != "ready" {
+		t.Fatalf("first line %q", line)
+	}
+
+	_, err := remote(h, Command("true", strings.Repeat("'", 100<<10))).Output(ctx)
+	if !errors.Is(err, syscall.E2BIG) {
+		t.Errorf("a 400 KiB quoted command line: %v; want an error wrapping E2BIG", err)
+	}
+	if out, err := remote(h, Command("echo", "still")).Output(ctx); err != nil || string(out) != "still\n" {
+		t.Errorf("after the long command line: %q, %v; want the connection still usable", out, err)
+	}
+	if err := other.Signal(0); err != nil {
+		t.Errorf("the running command after the long command line: %v", err)
+	}
+
+	if _, err := remote(h, Command("-c", "echo", "INJECTED")).Output(ctx); !errors.Is(err, ErrInvalidCommand) {
+		t.Errorf("program %q: %v; want ErrInvalidCommand", "-c", err)
+	}
+	if _, err := remote(h, Command("cd")).Output(ctx); !errors.Is(err, exec.ErrNotFound) {
+		t.Errorf("program cd (a builtin only): %v; want exec.ErrNotFound", err)
+	}
+	if _, err := remote(h, Command("/etc")).Output(ctx); !errors.Is(err, exec.ErrNotFound) {
+		t.Errorf("program /etc (a directory): %v; want exec.ErrNotFound", err)
+	}
+	if sbin, err := exec.LookPath("chroot"); err == nil && !strings.HasPrefix(sbin, "/usr/bin/") && !strings.HasPrefix(sbin, "/bin/") {
+		c := remote(h, Command("chroot", "--version"))
+		c.Env = []string{"A=1"}
+		if _, err := c.Output(ctx); err != nil {
+			t.Errorf("%s with Env set: %v; want it run by the path found", sbin, err)
+		}
+	}
+	c := remote(h, Command("pwd"))
+	c.Dir = "-"
+	if out, err := c.Output(ctx); err == nil {
+		t.Errorf("Dir %q: ran in %q; want a missing directory", c.Dir, out)
+	}
+	other.Kill()
+}
+
+// Cancelling a PTY Start at any moment returns promptly and leaves no
+// remote program behind: the program waits for the line that follows its
+// group's registration, as without a PTY.
+func TestRemotePTYCancelDuringStart(t *testing.T) {
+	_, _, h := sshTest(t)
+	defer leakCheck(t)()
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(testCtx(t))
+		time.AfterFunc(time.Duration(i)*time.Millisecond, cancel)
+		within(t, 10*time.Second, "a cancelled PTY Start", func() {
+			if p, err := onPTY(remote(h, Command("sleep", "4242"))).Start(ctx); err == nil {
+				if err := p.Wait(testCtx(t)); !errors.Is(err, context.Canceled) {
+					t.Errorf("Wait: %v; want context.Canceled", err)
+				}
+				p.Stdout.Close()
+			}
+		})
+		cancel()
+	}
+	waitFor(t, 10*time.Second, "no remote sleep 4242 left", func() bool {
+		for _, pi := range allProcs() {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pi.pid))
+			if pi.state != 'Z' && string(b) == "sleep\x004242\x00" {
+				return false
+			}
+		}
+		return true
+	})
 }
