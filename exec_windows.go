@@ -170,25 +170,9 @@ func (l *leader) endLeftovers(grace time.Duration, killNow <-chan struct{}) {
 const killWait = 5 * time.Second
 
 // pollJob returns once the job has no running process, or stop or hurry
-// fires. Polling starts fast, since most leftovers end at once.
+// fires.
 func pollJob(p *winjob.Process, stop <-chan time.Time, hurry <-chan struct{}) {
-	wait := time.Millisecond
-	for {
-		if n, err := p.Active(); err != nil || n == 0 {
-			return
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-stop:
-			t.Stop()
-			return
-		case <-hurry:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		wait = min(2*wait, 50*time.Millisecond)
-	}
+	pollUntil(func() bool { n, err := p.Active(); return err != nil || n == 0 }, stop, hurry)
 }
 
 // release closes the job and process handles; the job kills anything left.

@@ -44,22 +44,8 @@ const killWait = 5 * time.Second
 
 // pollGroup returns once group pgid has no live member, or stop or hurry
 // fires, sending sig to the members it finds on each look (0 only looks).
-// Polling starts fast, since most leftovers die on the first signal.
 func pollGroup(pgid int, sig syscall.Signal, stop <-chan time.Time, hurry <-chan struct{}) {
-	wait := time.Millisecond
-	for signalGroupMembers(pgid, sig) > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-stop:
-			t.Stop()
-			return
-		case <-hurry:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		wait = min(2*wait, 50*time.Millisecond)
-	}
+	pollUntil(func() bool { return signalGroupMembers(pgid, sig) == 0 }, stop, hurry)
 }
 
 // signalGroupMembers sends sig to every live process in group pgid and

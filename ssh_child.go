@@ -302,20 +302,7 @@ func isClosed(c <-chan struct{}) bool {
 
 // pollGroup returns once the group has no member, or stop or hurry fires.
 func (r *remoteChild) pollGroup(stop <-chan time.Time, hurry <-chan struct{}) {
-	wait := time.Millisecond
-	for r.ctl.alive(r.pgid) {
-		t := time.NewTimer(wait)
-		select {
-		case <-stop:
-			t.Stop()
-			return
-		case <-hurry:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		wait = min(2*wait, 50*time.Millisecond)
-	}
+	pollUntil(func() bool { return !r.ctl.alive(r.pgid) }, stop, hurry)
 }
 
 // finishOutput runs once the group is gone, and closes the channel when

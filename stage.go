@@ -318,3 +318,23 @@ func (t *tail) bytes() []byte {
 	}
 	return t.buf
 }
+
+// pollUntil returns once gone reports true, or stop or hurry fires: how
+// endLeftovers waits for a group to empty. It looks again after 1 ms, then
+// ever less often up to every 50 ms, since most leftovers end at once.
+func pollUntil(gone func() bool, stop <-chan time.Time, hurry <-chan struct{}) {
+	wait := time.Millisecond
+	for !gone() {
+		t := time.NewTimer(wait)
+		select {
+		case <-stop:
+			t.Stop()
+			return
+		case <-hurry:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
