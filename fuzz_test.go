@@ -297,7 +297,8 @@ func FuzzCmdValidation(f *testing.F) {
 		}
 
 		msg := err.Error()
-		if want := "netrunner: " + commandName(c.argv()) + ": "; !strings.HasPrefix(msg, want) {
+		shown := append([]string{fuzzRefName(c)}, c.argv()[1:]...) // Path stands for an empty Args[0]
+		if want := "netrunner: " + commandName(shown) + ": "; !strings.HasPrefix(msg, want) {
 			t.Errorf("error %q does not start with %q, naming the command", msg, want)
 		}
 		if why != "" {
