@@ -485,3 +485,27 @@ func TestExitCodeKnownAtReap(t *testing.T) {
 	}
 	check()
 }
+
+// A child that has exited when its context ends was not stopped by it: Wait
+// reports its own exit status, whether or not it was reaped yet.
+func TestExitBeforeCancelStands(t *testing.T) {
+	check := leakCheck(t)
+	for i := range 100 {
+		ctx, cancel := context.WithCancel(context.Background())
+		p, err := Command("true").Start(ctx)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "true to exit", func() bool {
+			pi, err := procStat(p.Pid())
+			return err != nil || pi.state == 'Z'
+		})
+		cancel()
+		if err := p.Wait(context.Background()); err != nil {
+			t.Fatalf("run %d: Wait after true exited and then its context ended = %v; want nil", i, err)
+		}
+		p.Stdout.Close()
+	}
+	check()
+}

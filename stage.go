@@ -132,7 +132,9 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 	}
 	st.unwatch = context.AfterFunc(ctx, func() {
 		st.mu.Lock()
-		if !st.reaped {
+		// A child that has exited, reaped or not, was not stopped by ctx:
+		// its exit status stands (leftovers in its group still get stopped).
+		if !st.reaped && !exitedUnreaped(ch) {
 			st.stopCause = contextError(ctx)
 		}
 		st.mu.Unlock()
@@ -158,6 +160,23 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 // exited (a pidfd), which one goroutine can wait for along with others'.
 type exitFiler interface {
 	exitFile() *os.File
+}
+
+// exitedUnreaped reports whether ch is known to have exited though its
+// reaping may not have happened yet: its exit file is readable. Children
+// without one are taken to be running.
+func exitedUnreaped(ch child) bool {
+	ef, ok := ch.(exitFiler)
+	if !ok {
+		return false
+	}
+	rc, err := ef.exitFile().SyscallConn()
+	if err != nil {
+		return false
+	}
+	exited := false
+	rc.Control(func(fd uintptr) { exited = pollReadable(int(fd)) })
+	return exited
 }
 
 // supervise waits for the child, ends what is left of its group, and then

@@ -5,6 +5,7 @@ package netrunner
 import (
 	"bytes"
 	"io"
+	"os"
 	"strconv"
 	"testing"
 )
@@ -43,3 +44,36 @@ func TestCountersPast2GiB(t *testing.T) {
 		t.Errorf("Stats after feeding %d bytes: BytesIn %d, Writes %d", past2GiB, res.Stats.BytesIn, res.Stats.Writes)
 	}
 }
+
+// exitChild is a child whose exit file is a pipe: readable once "exited".
+type exitChild struct {
+	child
+	r *os.File
+}
+
+func (c exitChild) exitFile() *os.File { return c.r }
+
+// A context that ends after the child exited but before the reaping does
+// not count as stopping it: exitedUnreaped sees the exit file readable.
+func TestExitedUnreapedReadsTheExitFile(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	c := exitChild{r: r}
+	if exitedUnreaped(c) {
+		t.Error("exitedUnreaped before the exit file is readable = true")
+	}
+	w.Write([]byte{1})
+	if !exitedUnreaped(c) {
+		t.Error("exitedUnreaped once the exit file is readable = false")
+	}
+	if exitedUnreaped(&leaderless{}) {
+		t.Error("exitedUnreaped of a child without an exit file = true")
+	}
+}
+
+// leaderless is a child without an exit file.
+type leaderless struct{ child }
