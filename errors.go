@@ -52,7 +52,7 @@ func (*unsupportedError) Is(target error) bool { return target == errors.ErrUnsu
 // error: errors.Is(err, context.DeadlineExceeded) holds.
 type ExitError struct {
 	Code   int            // exit code; -1 when a signal ended the process
-	Signal syscall.Signal // the signal that ended it, or 0
+	Signal syscall.Signal // the signal that ended it, or 0 (also when a remote host did not name it)
 	Stderr []byte         // the stderr tail, when the mode kept one
 
 	name  string // the command, for Error
@@ -64,9 +64,14 @@ type ExitError struct {
 // line of the stderr tail.
 func (e *ExitError) Error() string {
 	var msg string
-	if e.Signal != 0 {
+	switch {
+	case e.Signal != 0:
 		msg = "signal: " + e.Signal.String()
-	} else {
+	case e.Code < 0:
+		// A remote host reports some signals without a name (OpenSSH names
+		// only the common ones).
+		msg = "killed by a signal the host did not name"
+	default:
 		msg = "exit status " + strconv.Itoa(e.Code)
 	}
 	if e.cause != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -72,5 +73,22 @@ func TestErrUnsupportedIsStandard(t *testing.T) {
 	}
 	if got, want := wrapped.Error(), `netrunner: sh: PTY: not supported on this platform`; got != want {
 		t.Errorf("message %q, want %q", got, want)
+	}
+}
+
+// An ExitError says how the process ended, also when a remote host reported
+// a signal without naming it.
+func TestExitErrorMessage(t *testing.T) {
+	for _, tc := range []struct {
+		e    ExitError
+		want string
+	}{
+		{ExitError{Code: 3, name: "sh"}, "netrunner: sh: exit status 3"},
+		{ExitError{Code: -1, Signal: syscall.SIGKILL, name: "sh"}, "netrunner: sh: signal: killed"},
+		{ExitError{Code: -1, name: "sh"}, "netrunner: sh: killed by a signal the host did not name"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("%+v: %q; want %q", tc.e, got, tc.want)
+		}
 	}
 }
