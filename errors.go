@@ -159,7 +159,7 @@ func quoteArg(a string) string {
 	case strings.ContainsFunc(a, unprintable):
 		return strconv.Quote(a)
 	}
-	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	return shellQuote(a)
 }
 
 func needsQuote(r rune) bool {

@@ -261,16 +261,16 @@ func (p *Process) Resize(ws Winsize) error {
 // into the first stage and out of the last (the bytes between stages never
 // pass through Go), and add up the stages' reads, writes and CPU times.
 func (p *Process) Stats() Stats {
-	first, last := p.stages[0].stats(), p.stages[len(p.stages)-1].stats()
-	st := Stats{
-		BytesIn:   first.BytesIn,
-		BytesOut:  last.BytesOut,
-		StartedAt: first.StartedAt,
-		ExitCode:  p.ExitCode(),
-	}
+	st := Stats{ExitCode: p.ExitCode()}
 	var end time.Time
-	for _, s := range p.stages {
+	for i, s := range p.stages {
 		ss := s.stats()
+		if i == 0 {
+			st.BytesIn, st.StartedAt = ss.BytesIn, ss.StartedAt
+		}
+		if i == len(p.stages)-1 {
+			st.BytesOut = ss.BytesOut
+		}
 		st.BytesErr += ss.BytesErr
 		st.Reads += ss.Reads
 		st.Writes += ss.Writes

@@ -87,10 +87,11 @@ func (c *Cmd) checkRemote(h *sshHost, w wiring) error {
 	case w.stdin >= 0 || w.stdout >= 0:
 		return unsupported("a pipeline stage")
 	}
-	if prog, _ := c.remoteProgram(); strings.HasPrefix(prog, "-") {
+	prog, _ := c.remoteProgram()
+	if strings.HasPrefix(prog, "-") {
 		return invalidf(c.name(), "program %q starts with '-': the remote shell would read it as an option", prog)
 	}
-	if prog, _ := c.remoteProgram(); c.Env != nil && strings.Contains(prog, "=") {
+	if c.Env != nil && strings.Contains(prog, "=") {
 		return invalidf(c.name(), "program %q contains '=' and Env is set: env would read it as a variable", prog)
 	}
 	return nil
