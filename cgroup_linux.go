@@ -21,6 +21,7 @@ type cgroup struct {
 	dir     string
 	fd      int      // the group's directory, for CLONE_INTO_CGROUP
 	created []string // directories we made, innermost first: removed at the end
+	watched bool     // registered with the watchdog, to be forgotten at the end
 }
 
 // cgroup2Mount finds where the cgroup v2 hierarchy is mounted.
@@ -79,6 +80,9 @@ func (c *Cmd) checkNotOwnCgroup() error {
 	dir, own := filepath.Join(mount, filepath.Clean(c.Cgroup)), filepath.Join(mount, self)
 	if own == dir || strings.HasPrefix(own, dir+"/") {
 		return invalidf(c.name(), "Cgroup %q holds this program itself (its cgroup is %q): killing it would kill the program", c.Cgroup, self)
+	}
+	if children := watchdog.ChildCgroupDir(); children != "" && (dir == children || strings.HasPrefix(dir, children+"/")) {
+		return invalidf(c.name(), "Cgroup %q is within %q, where netrunner puts this program's other children", c.Cgroup, children)
 	}
 	return nil
 }
@@ -172,12 +176,16 @@ func writeCgroupFile(path, value string) error {
 	return err
 }
 
-// watch registers the group with the watchdog, once its first child, the
-// leader of group pgid, lives in it.
-func (cg *cgroup) watch(pgid int) {
-	if cg != nil {
-		watchdog.WatchCgroup(pgid, cg.dir, len(cg.created))
+// watch registers the group with the watchdog before a child is forked into
+// it, and reports whether the watchdog watches it now. (The group is the
+// program's to kill: the watchdog acts only while the program has the
+// credentials it started the watchdog with.)
+func (cg *cgroup) watch() bool {
+	if cg == nil {
+		return false
 	}
+	cg.watched = true
+	return watchdog.WatchCgroup(cg.dir, len(cg.created))
 }
 
 // end kills every process left in the group, waits until they have left it
@@ -191,7 +199,9 @@ func (cg *cgroup) end() {
 	watchdog.KillCgroup(cg.fd, killWait)
 	unix.Close(cg.fd)
 	cg.remove()
-	watchdog.ForgetCgroup(cg.dir)
+	if cg.watched {
+		watchdog.ForgetCgroup(cg.dir)
+	}
 }
 
 func (cg *cgroup) remove() {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,20 +21,25 @@ const maxSignal = 64
 // process that reuses the pid, and the pidfd turns readable when the child
 // exits, so the runtime poller, not a blocked thread, waits for the exit.
 type leader struct {
-	pid    int
-	pidfd  *os.File
-	tty    *foreground // the terminal lent to the child, if it was
-	thread *forkThread // the thread that forked it, kept until it is reaped
+	pid     int
+	pidfd   *os.File
+	tty     *foreground // the terminal lent to the child, if it was
+	thread  *forkThread // the thread that forked it, if one did; kept until it is reaped
+	watched bool        // its group is registered with the watchdog
 }
 
 // validatePlatform checks what only Linux has: cgroups.
 func (c *Cmd) validatePlatform() error { return c.validateCgroup() }
 
+// spawn starts the child. Where it can, it forks the child into a cgroup the
+// watchdog watches already: the children's cgroup (see
+// internal/watchdog/childcgroup_linux.go), or the Cmd's Cgroup, registered
+// first. Then the child, and all it forks, die with the program from its
+// first instruction, and the fork runs here, as os/exec's does. Otherwise it
+// takes the slower way of spawnOnForkThread.
 func spawn(path string, argv, env []string, dir string, files []uintptr, pty bool, cg *cgroup, tty *foreground) (*leader, error) {
 	pidfd := -1
-	// Pdeathsig covers the child until the watchdog knows it: see
-	// forkthread_linux.go.
-	sys := &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd, Pdeathsig: syscall.SIGKILL}
+	sys := &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd}
 	if tty != nil {
 		// Its own group, made the terminal's foreground before the exec.
 		sys.Foreground, sys.Ctty = true, tty.fd
@@ -42,52 +48,112 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 		// A terminal needs a session of its own; its leader leads the group too.
 		sys.Setpgid, sys.Setsid, sys.Setctty, sys.Ctty = false, true, true, 0
 	}
-	if cg != nil {
+	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}
+	watched := cg.watch()
+	var children *watchdog.ChildCgroupRef
+	switch {
+	case !canCloneIntoCgroup():
+	case cg == nil:
+		if children = watchdog.ChildCgroup(); children != nil {
+			sys.UseCgroupFD, sys.CgroupFD = true, children.FD()
+		}
+	case watched:
+		sys.UseCgroupFD, sys.CgroupFD = true, cg.fd
+	}
+	if sys.UseCgroupFD {
+		pid, err := startChild(path, argv, attr)
+		if children != nil {
+			children.Done()
+		}
+		switch {
+		case err == nil:
+			return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd"), tty: tty}, nil
+		case err == syscall.ENOSYS:
+			// The kernel has clone3, so a seccomp filter refuses it, as
+			// older container runtimes set up: fork with clone from now on.
+			clone3Refused.Store(true)
+		case children != nil && (err == syscall.ENODEV || err == syscall.EOPNOTSUPP || err == syscall.EBUSY):
+			// Errors of clone3's cgroup, never of execve: the children's
+			// cgroup was removed, made threaded or given controllers.
+			children.Refused()
+		default:
+			return nil, err
+		}
+		sys.UseCgroupFD = false
+	}
+	return spawnOnForkThread(path, argv, attr, cg, tty)
+}
+
+// clone3Refused records that clone3 failed with ENOSYS on a kernel that has it.
+var clone3Refused atomic.Bool
+
+func canCloneIntoCgroup() bool { return watchdog.CloneIntoCgroup() && !clone3Refused.Load() }
+
+// spawnOnForkThread forks the child with Pdeathsig on a fork thread, which
+// keeps the signal for the program's death, and registers its group with the
+// watchdog at once, on that thread (see forkthread_linux.go). What the child
+// forks between its exec and that line can outlive the program.
+func spawnOnForkThread(path string, argv []string, attr *syscall.ProcAttr, cg *cgroup, tty *foreground) (*leader, error) {
+	sys := attr.Sys
+	sys.Pdeathsig = syscall.SIGKILL
+	if cg != nil && canCloneIntoCgroup() {
 		// clone3 with CLONE_INTO_CGROUP: the child is in the group before
 		// it runs a single instruction, so nothing it forks escapes.
 		sys.UseCgroupFD, sys.CgroupFD = true, cg.fd
 	}
-	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}
 	var pid int
 	var err error
 	thread := onForkThread(func() {
-		pid, _, err = syscall.StartProcess(path, argv, attr)
-		if cg != nil && (err == syscall.ENOSYS || err == syscall.E2BIG || err == syscall.EINVAL) {
-			// An older kernel: spawn, then move the child in.
+		pid, err = startChild(path, argv, attr)
+		if err == syscall.ENOSYS && sys.UseCgroupFD {
+			clone3Refused.Store(true)
 			sys.UseCgroupFD = false
-			if pid, _, err = syscall.StartProcess(path, argv, attr); err == nil {
-				if err = cg.enter(pid); err != nil {
-					unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-					err = fmt.Errorf("cgroup: %w", err)
-				}
+			pid, err = startChild(path, argv, attr)
+		}
+		if err == nil && cg != nil && !sys.UseCgroupFD {
+			// The child is moved in after its fork: it runs briefly outside.
+			if err = cg.enter(pid); err != nil {
+				undoStart(pid, *sys.PidFD)
+				err = fmt.Errorf("cgroup: %w", err)
 			}
 		}
 		if err == nil {
-			// Not expected to fail on a fresh pidfd; without it the exit
-			// can't be awaited on the poller, so the spawn is undone.
-			if serr := unix.SetNonblock(pidfd, true); serr != nil {
-				unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-				err = os.NewSyscallError("fcntl pidfd", serr)
-			}
-		}
-		if err == nil {
-			// At once, on this thread: Pdeathsig covers the child alone,
-			// and what it forks before the watchdog hears of its group
-			// (and cgroup) would outlive the program.
 			watchdog.WatchGroup(pid)
-			cg.watch(pid)
 		}
 	})
 	if err != nil {
-		if pidfd >= 0 {
-			var ws syscall.WaitStatus
-			syscall.Wait4(pid, &ws, 0, nil)
-			unix.Close(pidfd)
-		}
 		thread.released()
 		return nil, err
 	}
-	return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd"), tty: tty, thread: thread}, nil
+	return &leader{pid: pid, pidfd: os.NewFile(uintptr(*sys.PidFD), "pidfd"), tty: tty, thread: thread, watched: true}, nil
+}
+
+// startChild starts the child and readies its pidfd for the poller; on error
+// nothing is left of it.
+func startChild(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	pid, _, err := syscall.StartProcess(path, argv, attr)
+	if err != nil {
+		return 0, err
+	}
+	// Not expected to fail on a fresh pidfd; without it the exit can't be
+	// awaited on the poller, so the start is undone.
+	if err := unix.SetNonblock(*attr.Sys.PidFD, true); err != nil {
+		undoStart(pid, *attr.Sys.PidFD)
+		return 0, os.NewSyscallError("fcntl pidfd", err)
+	}
+	return pid, nil
+}
+
+// undoStart kills and reaps a child just started, and closes its pidfd.
+func undoStart(pid, pidfd int) {
+	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+			break
+		}
+	}
+	unix.Close(pidfd)
 }
 
 // wait blocks until the leader has exited, then reaps it and calls exited
@@ -161,9 +227,13 @@ func (l *leader) endLeftovers(grace time.Duration, killNow <-chan struct{}) {
 // is gone: the watchdog forgets the group, the pidfd closes, and the fork
 // thread may go.
 func (l *leader) release() {
-	watchdog.ForgetGroup(l.pid)
+	if l.watched {
+		watchdog.ForgetGroup(l.pid)
+	}
 	l.pidfd.Close()
-	l.thread.released()
+	if l.thread != nil {
+		l.thread.released()
+	}
 }
 
 func maxRSSBytes(ru *syscall.Rusage) int64 { return int64(ru.Maxrss) << 10 } // KiB on Linux; int32 on 32-bit

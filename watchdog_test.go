@@ -290,6 +290,13 @@ func TestCgroupHoldingTheProgramRefused(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(inner, "sub")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the cgroup the run created is still there: %v", err)
 	}
+	// The helper's watchdog, which lives in inner too, removes the
+	// children's cgroup the helper made there once the helper is gone.
+	children := filepath.Join(inner, "netrunner-"+strconv.Itoa(cmd.Process.Pid))
+	waitFor(t, 10*time.Second, "the watchdog to remove "+children, func() bool {
+		_, err := os.Stat(children)
+		return errors.Is(err, os.ErrNotExist)
+	})
 }
 
 // TestWatchdogNotReadyReported: when a package init of the program ends the

@@ -166,7 +166,7 @@ func helperChurn() {
 				WatchGroup(leader)
 				if j%16 == 0 {
 					dir := fmt.Sprintf("/nonexistent/netrunner-test/%d/%d", i, j)
-					WatchCgroup(leader, dir, 1) // refused: not where the leader is
+					WatchCgroup(dir, 1) // refused: not on cgroup2
 					ForgetCgroup(dir)
 				}
 				ForgetGroup(leader)

@@ -77,11 +77,10 @@ func (t *table) apply(line []byte) byte {
 			t.forgetGroup(pgid)
 		}
 	case "+c":
-		if f := strings.SplitN(string(rest), " ", 3); len(f) == 3 {
-			pgid, err1 := strconv.Atoi(f[0])
-			created, err2 := strconv.Atoi(f[1])
-			dir, err3 := strconv.Unquote(f[2])
-			accepted = err1 == nil && err2 == nil && err3 == nil && t.addCgroup(pgid, created, dir)
+		if k, quoted, ok := strings.Cut(string(rest), " "); ok {
+			created, err1 := strconv.Atoi(k)
+			dir, err2 := strconv.Unquote(quoted)
+			accepted = err1 == nil && err2 == nil && t.addCgroup(created, dir)
 		}
 	case "-c":
 		if dir, err := strconv.Unquote(string(rest)); err == nil {
@@ -159,12 +158,14 @@ func (t *table) forgetGroup(pgid int) {
 	}
 }
 
-// addCgroup accepts dir if the leader of registered group pgid lives in it
-// (it is unreaped: the pidfd can still signal it after its cgroup was read):
-// the parent put its own child there, so the cgroup is the parent's to kill.
-// It must be on cgroup2, below the mount's root, and not hold the watchdog
-// (nor, so, the parent, whose cgroup the watchdog started in).
-func (t *table) addCgroup(pgid, created int, dir string) bool {
+// addCgroup accepts dir while the parent has the watchdog's credentials
+// (sameCredentials): then killing the cgroup is something the parent could do
+// itself, and the watchdog lends it nothing. That lets the program register a
+// cgroup before it forks a child into it, so the child is covered from its
+// first instruction. The cgroup must be on cgroup2, below the mount's root,
+// and not hold the watchdog (nor, so, the parent, whose cgroup the watchdog
+// started in).
+func (t *table) addCgroup(created int, dir string) bool {
 	if !filepath.IsAbs(dir) {
 		return false
 	}
@@ -173,9 +174,8 @@ func (t *table) addCgroup(pgid, created int, dir string) bool {
 		e.count++
 		return true
 	}
-	g := t.groups[pgid]
-	if g == nil || !strings.HasPrefix(dir, t.mount+"/") || t.ownCgroup == "" || within(t.ownCgroup, dir) ||
-		t.procCgroup(pgid) != dir || !pidfdAlive(g.pidfd) {
+	if !strings.HasPrefix(dir, t.mount+"/") || t.ownCgroup == "" || within(t.ownCgroup, dir) || !t.parentIs() ||
+		!sameCredentials(t.parent) || !t.parentIs() {
 		return false
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -209,18 +209,6 @@ func (t *table) forgetCgroup(dir string) {
 // within reports whether path is dir or below it.
 func within(path, dir string) bool {
 	return path == dir || strings.HasPrefix(path, dir+"/")
-}
-
-// procCgroup returns the cgroup directory of pid, "" if unknown.
-func (t *table) procCgroup(pid int) string {
-	if t.mount == "" {
-		return ""
-	}
-	rel, err := procCgroupPath(pid)
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(t.mount, rel)
 }
 
 // procParent reads a process's parent from /proc/PID/stat. It runs

@@ -25,7 +25,7 @@ func TestFeedSplitsLines(t *testing.T) {
 	for i := range 300 {
 		line := fmt.Sprintf("+g %d", 1000+i)
 		if i%7 == 0 {
-			line = fmt.Sprintf("+c %d 2 %q", i, fmt.Sprintf("/sys/fs/cgroup/x %d\n", i))
+			line = fmt.Sprintf("+c 2 %q", fmt.Sprintf("/sys/fs/cgroup/x %d\n", i))
 		}
 		stream = append(append(stream, line...), '\n')
 		want = append(want, line)
@@ -140,7 +140,7 @@ func TestTableAcceptsOnlyTheParentsGroups(t *testing.T) {
 		{"+g 1", replyRefused}, {"+g 0", replyRefused}, {"+g -7", replyRefused},
 		{"+g " + strconv.Itoa(fakePgid), replyAccepted}, // no leader, no member: nothing to watch
 		{"+g x", replyRefused}, {"+g", replyRefused}, {"+g  5", replyRefused}, {"+x 5", replyRefused}, {"+", replyRefused},
-		{`+c 5 0 "/x"`, replyRefused},
+		{`+c 0 "/x"`, replyRefused},
 		{"-g 12a", 0}, {"*g 5", 0}, {"", 0}, {"-c unquoted", 0},
 	} {
 		if got := tab.apply([]byte(tc.line)); got != tc.want {
@@ -277,9 +277,11 @@ func init() {
 	}
 }
 
-// TestTableCgroups: a cgroup is accepted only where a registered leader
-// lives, is killed through the descriptor held since, and what the parent
-// created of it is removed; a path removed and made again is not touched.
+// TestTableCgroups: a cgroup is accepted before anything lives in it, while
+// the parent has the watchdog's credentials, unless it is not below the
+// cgroup2 root or holds the watchdog; it is killed through the descriptor
+// held since, and what the parent created of it is removed; a path removed
+// and made again is not touched.
 func TestTableCgroups(t *testing.T) {
 	base := testCgroup(t)
 	dir := filepath.Join(base, "made/leaf")
@@ -294,6 +296,36 @@ func TestTableCgroups(t *testing.T) {
 			removeCgroup(t, d)
 		}
 	})
+	mount, _ := Cgroup2Mount()
+	own, err := SelfCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := testTable()
+	for _, tc := range []struct {
+		line string
+		want byte
+	}{
+		{fmt.Sprintf("+c 9 %q", dir+"/"), replyAccepted}, // nothing lives in it yet
+		{fmt.Sprintf("+c 2 %q", dir), replyAccepted},     // counted
+		{fmt.Sprintf("+c 2 %q", mount), replyRefused},
+		{fmt.Sprintf("+c 2 %q", mount+"/"), replyRefused},
+		{fmt.Sprintf("+c 2 %q", filepath.Join(mount, own)), replyRefused}, // holds the watchdog
+		{fmt.Sprintf("+c 2 %q", filepath.Dir(filepath.Join(mount, own))), replyRefused},
+		{fmt.Sprintf("+c 2 %q", "/tmp"), replyRefused},
+		{fmt.Sprintf("+c 2 %q", "relative/x"), replyRefused},
+		{fmt.Sprintf("+c 2 %q", mount+"/../tmp"), replyRefused},
+		{"+c 2 unquoted", replyRefused}, {"+c x \"/y\"", replyRefused}, {"+c 2", replyRefused},
+	} {
+		if got := tab.apply([]byte(tc.line)); got != tc.want {
+			t.Errorf("apply(%q) = %q, want %q", tc.line, got, tc.want)
+		}
+	}
+	if e := tab.cgroups[dir]; e == nil || e.count != 2 || e.created != strings.Count(strings.TrimPrefix(dir, mount), "/") {
+		t.Errorf("cgroup entry %+v: not counted twice, or the created levels are not clipped to the mount", e)
+	}
+	// Registered empty; then a child and what it started in a session of
+	// its own move in.
 	sh, pids := shell(t, "setsid sleep 1000 & echo $!; wait")
 	escapee := pids[0]
 	waitLeads(t, escapee)
@@ -302,28 +334,6 @@ func TestTableCgroups(t *testing.T) {
 	}
 	if err := moveToCgroup(dir, escapee); err != nil {
 		t.Fatal(err)
-	}
-	mount, _ := Cgroup2Mount()
-	tab := testTable()
-	pgid := strconv.Itoa(sh.Process.Pid)
-	for _, tc := range []struct {
-		line string
-		want byte
-	}{
-		{fmt.Sprintf("+c %s 2 %q", pgid, dir), replyRefused}, // the group is not registered yet
-		{"+g " + pgid, replyAccepted},
-		{fmt.Sprintf("+c %s 2 %q", pgid, other), replyRefused},
-		{fmt.Sprintf("+c %s 2 %q", pgid, base), replyRefused},
-		{fmt.Sprintf("+c %s 2 %q", pgid, mount), replyRefused},
-		{fmt.Sprintf("+c %s 2 %q", pgid, "/tmp"), replyRefused},
-		{fmt.Sprintf("+c %s 9 %q", pgid, dir+"/"), replyAccepted},
-	} {
-		if got := tab.apply([]byte(tc.line)); got != tc.want {
-			t.Errorf("apply(%q) = %q, want %q", tc.line, got, tc.want)
-		}
-	}
-	if e := tab.cgroups[dir]; e == nil || e.created != strings.Count(strings.TrimPrefix(dir, mount), "/") {
-		t.Errorf("cgroup entry %+v: the created levels are not clipped to the mount", e)
 	}
 	tab.kill()
 	tab.close()
@@ -346,8 +356,7 @@ func TestTableCgroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	tab = testTable()
-	tab.apply([]byte("+g " + strconv.Itoa(sh2.Process.Pid)))
-	if r := tab.apply(fmt.Appendf(nil, "+c %d 1 %q", sh2.Process.Pid, dir)); r != replyAccepted {
+	if r := tab.apply(fmt.Appendf(nil, "+c 1 %q", dir)); r != replyAccepted {
 		t.Fatalf("refused: %q", r)
 	}
 	if err := moveToCgroup(other, sh2.Process.Pid); err != nil {
@@ -419,5 +428,48 @@ func TestLaunchable(t *testing.T) {
 		if (err != nil) != refused || (refused && !strings.Contains(err.Error(), "-buildmode="+mode)) {
 			t.Errorf("-buildmode=%s: %v", mode, err)
 		}
+	}
+}
+
+// TestTableCgroupNeedsParentsCredentials: a parent that gave up the
+// credentials it started the watchdog with (here: a root program now
+// running as nobody) cannot have the watchdog kill a cgroup for it.
+func TestTableCgroupNeedsParentsCredentials(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run a process as nobody")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skipf("no setpriv: %v", err)
+	}
+	dir := testCgroup(t)
+	nobody := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "1000")
+	if err := nobody.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		nobody.Process.Kill()
+		nobody.Wait()
+	})
+	// setpriv drops its ids and then execs sleep; wait until it has.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", nobody.Process.Pid))
+		if err == nil && strings.TrimSpace(string(b)) == "sleep" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("setpriv did not exec sleep: comm %q, %v", b, err)
+		}
+	}
+	tab := newTable(nobody.Process.Pid)
+	tab.parentIs = func() bool { return true }
+	t.Cleanup(tab.close)
+	if r := tab.apply(fmt.Appendf(nil, "+c 0 %q", dir)); r != replyRefused {
+		t.Errorf("a cgroup registered by a parent running as nobody: %q, want refused", r)
+	}
+	tab = testTable()
+	t.Cleanup(tab.close)
+	if r := tab.apply(fmt.Appendf(nil, "+c 0 %q", dir)); r != replyAccepted {
+		t.Errorf("the same cgroup registered by a parent with the watchdog's credentials: %q, want accepted", r)
 	}
 }

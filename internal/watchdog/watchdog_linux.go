@@ -56,6 +56,8 @@ var state struct {
 	groups    map[int]*registration
 	cgroups   map[string]*registration
 	awaiting  []*registration // sent '+' lines not yet answered, oldest first
+
+	childCgroup childCgroup
 }
 
 // A registration is a live group or cgroup the program wants watched, kept so
@@ -63,7 +65,6 @@ var state struct {
 type registration struct {
 	count    int
 	accepted bool   // by the current watchdog, once it answered
-	pgid     int    // a cgroup's leader
 	created  int    // a cgroup's levels the program created
 	what     string // for Err
 }
@@ -88,6 +89,7 @@ func Disable() {
 		writeLocked([]byte("x\n"))
 		stopLocked(nil)
 	}
+	dropChildCgroupLocked()
 	state.disabled, state.permanent, state.err = true, true, errDisabled
 	clear(state.groups)
 	clear(state.cgroups)
@@ -157,12 +159,18 @@ func Ensure() {
 		return
 	}
 	state.err, state.backoff, state.failures = nil, 0, 0
+	makeChildCgroupLocked()
 	// A replacement learns what its predecessor knew.
 	for pgid, r := range state.groups {
 		sendLocked(r, appendGroup(nil, '+', pgid))
 	}
 	for dir, r := range state.cgroups {
-		sendLocked(r, appendCgroup(nil, r.pgid, r.created, dir))
+		sendLocked(r, appendCgroup(nil, r.created, dir))
+	}
+	// Children are forked into a cgroup only once this watchdog accepted it.
+	hearLocked(true)
+	if r := state.childCgroup.reg; r != nil && !r.accepted && state.ctl >= 0 {
+		dropChildCgroupLocked()
 	}
 }
 
@@ -178,14 +186,23 @@ func ForgetGroup(pgid int) {
 	forget(state.groups, pgid, func() []byte { return appendGroup(nil, '-', pgid) })
 }
 
-// WatchCgroup registers the cgroup v2 directory dir (absolute), where the
-// leader of the registered group pgid lives; the program created its
-// innermost created levels, which are removed after a kill.
-func WatchCgroup(pgid int, dir string, created int) {
+// WatchCgroup registers the cgroup v2 directory dir (absolute), of which the
+// program created the innermost created levels, removed after a kill. Call
+// it before forking a child into dir: it waits for the answer and reports
+// whether the running watchdog accepted, so that a child forked into dir
+// afterwards, and all it forks, die with the program.
+func WatchCgroup(dir string, created int) bool {
 	dir = filepath.Clean(dir)
-	watch(state.cgroups, dir, func() *registration {
-		return &registration{pgid: pgid, created: created, what: "cgroup " + dir}
-	}, func() []byte { return appendCgroup(nil, pgid, created, dir) })
+	state.mu.Lock()
+	defer state.mu.Unlock()
+	r := watchLocked(state.cgroups, dir, func() *registration {
+		return &registration{created: created, what: "cgroup " + dir}
+	}, func() []byte { return appendCgroup(nil, created, dir) })
+	if r == nil || state.ctl < 0 {
+		return false
+	}
+	hearLocked(true)
+	return state.ctl >= 0 && r.accepted
 }
 
 // ForgetCgroup unregisters the cgroup directory dir.
@@ -199,8 +216,14 @@ func ForgetCgroup(dir string) {
 func watch[K comparable](m map[K]*registration, k K, newReg func() *registration, msg func() []byte) {
 	state.mu.Lock()
 	defer state.mu.Unlock()
+	watchLocked(m, k, newReg, msg)
+}
+
+// watchLocked counts one more user of registration k, sending it when it is
+// the first; nil when the watchdog is disabled.
+func watchLocked[K comparable](m map[K]*registration, k K, newReg func() *registration, msg func() []byte) *registration {
 	if state.disabled {
-		return
+		return nil
 	}
 	r := m[k]
 	if r == nil {
@@ -210,6 +233,7 @@ func watch[K comparable](m map[K]*registration, k K, newReg func() *registration
 	if r.count++; r.count == 1 && state.ctl >= 0 {
 		sendLocked(r, msg())
 	}
+	return r
 }
 
 func forget[K comparable](m map[K]*registration, k K, msg func() []byte) {
@@ -233,10 +257,8 @@ func appendGroup(b []byte, op byte, pgid int) []byte {
 	return append(strconv.AppendInt(b, int64(pgid), 10), '\n')
 }
 
-func appendCgroup(b []byte, pgid, created int, dir string) []byte {
+func appendCgroup(b []byte, created int, dir string) []byte {
 	b = append(b, "+c "...)
-	b = strconv.AppendInt(b, int64(pgid), 10)
-	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(created), 10)
 	b = append(b, ' ')
 	return append(strconv.AppendQuote(b, dir), '\n')
@@ -369,6 +391,7 @@ func pollLocked(fd int, events int16, deadline time.Time) bool {
 func failLocked(cause error) {
 	pid := state.pid
 	status := stopLocked(cause)
+	releaseChildCgroupLocked()
 	state.err = fmt.Errorf("the watchdog (pid %d) failed: %w%s; children are not killed when the program dies", pid, cause, status)
 	// It worked until now (someone killed it, say): the next Ensure
 	// replaces it at once.

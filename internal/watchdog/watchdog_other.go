@@ -49,7 +49,7 @@ func WatchGroup(pgid int) {}
 func ForgetGroup(pgid int) {}
 
 // WatchCgroup registers a cgroup directory (nothing to do here).
-func WatchCgroup(pgid int, dir string, created int) {}
+func WatchCgroup(dir string, created int) bool { return false }
 
 // ForgetCgroup unregisters a cgroup directory (nothing to do here).
 func ForgetCgroup(dir string) {}
