@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,7 +33,14 @@ func init() {
 // watchdogHelperStarting starts `sh -c 'sleep 1000' MARK` from four
 // goroutines in a loop, killing each a moment later, so that Starts are in
 // flight whenever the test SIGKILLs it; it says "ready" after the first.
+// Each sh first starts another in a session of its own, unless clone3 is
+// refused (NETRUNNER_TEST_CLONE3, as in watchdogHelperParent).
 func watchdogHelperStarting() {
+	script := "setsid sh -c 'sleep 1000; :' $0 & sleep 1000; :"
+	if os.Getenv("NETRUNNER_TEST_CLONE3") == "refused" {
+		clone3Refused.Store(true)
+		script = "sleep 1000; :"
+	}
 	mark := os.Getenv("NETRUNNER_TEST_MARK")
 	ctx := context.Background()
 	if _, err := Command("true").Output(ctx); err != nil {
@@ -42,7 +50,7 @@ func watchdogHelperStarting() {
 	for range 4 {
 		go func() {
 			for {
-				p, err := Command("sh", "-c", "sleep 1000; :", mark).Start(ctx)
+				p, err := Command("sh", "-c", script, mark).Start(ctx)
 				if err != nil {
 					continue
 				}
@@ -70,21 +78,36 @@ func watchdogHelperFail(format string, args ...any) {
 }
 
 // watchdogHelperParent plays a program that started sh, whose background
-// sleep stays in sh's group; it prints both pids and the watchdog's, then
-// waits to be SIGKILLed.
+// sleep stays in sh's group, and, unless NETRUNNER_TEST_ESCAPE is "no", a
+// second sh that left for a session of its own; it prints their pids, sh's
+// and the watchdog's, then waits to be SIGKILLed. With NETRUNNER_TEST_CLONE3
+// set to "refused", it forks as where a seccomp filter refuses clone3: with
+// no children's cgroup, registering each group.
 func watchdogHelperParent() {
-	p, err := Command("sh", "-c", "sleep 1000 & echo $!; wait").Start(context.Background())
+	if os.Getenv("NETRUNNER_TEST_CLONE3") == "refused" {
+		clone3Refused.Store(true)
+	}
+	script := "sleep 1000 & echo $!; setsid sh -c 'sleep 1000; :' & echo $!; wait"
+	if os.Getenv("NETRUNNER_TEST_ESCAPE") == "no" {
+		script = "sleep 1000 & echo $! 0; wait"
+	}
+	p, err := Command("sh", "-c", script).Start(context.Background())
 	if err != nil {
 		watchdogHelperFail("%v", err)
 	}
-	line, err := bufio.NewReader(p.Stdout).ReadString('\n')
-	if err != nil {
-		watchdogHelperFail("reading the sleep's pid: %v", err)
+	out := bufio.NewReader(p.Stdout)
+	var pids []string
+	for len(pids) < 2 {
+		line, err := out.ReadString('\n')
+		if err != nil {
+			watchdogHelperFail("reading the sleeps' pids: %v", err)
+		}
+		pids = append(pids, strings.Fields(line)...)
 	}
 	if err := WatchdogErr(); err != nil {
 		watchdogHelperFail("WatchdogErr: %v", err)
 	}
-	fmt.Printf("ready %s %d %d\n", strings.TrimSpace(line), p.Pid(), watchdog.Pid())
+	fmt.Printf("ready %s %s %d %d\n", pids[0], pids[1], p.Pid(), watchdog.Pid())
 	watchdogHelperBlock()
 }
 
@@ -149,38 +172,59 @@ func startWatchdogHelper(t *testing.T, name string, env ...string) (*exec.Cmd, *
 }
 
 // TestWatchdogKillsGroupWhenParentDies: a program started sh (and sh a
-// background sleep in its group) and was SIGKILLed: both die within a
-// second, the watchdog exits, and nobody holds the program's stdout. Also
-// when a package init of the program takes its time in the watchdog: the
-// first Start waits for it to be ready.
+// background sleep in its group, and another that left for a session of its
+// own) and was SIGKILLed: all die within a second, the watchdog exits, and
+// nobody holds the program's stdout. Also when a package init of the
+// program takes its time in the watchdog: the first Start waits for it to be
+// ready. Where clone3 is refused, the children are registered group by
+// group, and a descendant that left its group outlives the program, as
+// documented.
 func TestWatchdogKillsGroupWhenParentDies(t *testing.T) {
-	t.Run("plain", func(t *testing.T) { testWatchdogParentDeath(t) })
-	t.Run("slow-init", func(t *testing.T) { testWatchdogParentDeath(t, "NETRUNNER_TEST_INIT=sleep:300ms") })
+	t.Run("plain", func(t *testing.T) { testWatchdogParentDeath(t, true) })
+	t.Run("slow-init", func(t *testing.T) { testWatchdogParentDeath(t, true, "NETRUNNER_TEST_INIT=sleep:300ms") })
+	t.Run("clone3-refused", func(t *testing.T) {
+		testWatchdogParentDeath(t, false, "NETRUNNER_TEST_CLONE3=refused", "NETRUNNER_TEST_ESCAPE=no")
+	})
 }
 
-func testWatchdogParentDeath(t *testing.T, env ...string) {
+func testWatchdogParentDeath(t *testing.T, childCgroup bool, env ...string) {
 	cmd, r, _ := startWatchdogHelper(t, "watchdog-parent", env...)
 	line := readLine(t, r)
-	var sleepPid, shPid, wdPid int
-	if _, err := fmt.Sscanf(line, "ready %d %d %d", &sleepPid, &shPid, &wdPid); err != nil || wdPid <= 1 {
+	var sleepPid, escapeePid, shPid, wdPid int
+	if _, err := fmt.Sscanf(line, "ready %d %d %d %d", &sleepPid, &escapeePid, &shPid, &wdPid); err != nil || wdPid <= 1 {
 		t.Fatalf("helper said %q (%v)", line, err)
 	}
-	killPids(t, sleepPid, shPid, wdPid)
+	pids := []int{sleepPid, shPid}
+	if escapeePid != 0 {
+		pids = append(pids, escapeePid)
+	}
+	killPids(t, append(pids, wdPid)...)
 	if pi, err := procStat(sleepPid); err != nil || pi.pgid != shPid {
 		t.Fatalf("sleep %d is not in sh's group %d: %v %v", sleepPid, shPid, pi, err)
+	}
+	if escapeePid != 0 {
+		waitFor(t, 5*time.Second, "the second sh to lead a session of its own", func() bool {
+			pi, err := procStat(escapeePid)
+			return err == nil && pi.sid == escapeePid
+		})
 	}
 	if pi, err := procStat(wdPid); err != nil || pi.comm != watchdog.Name || pi.ppid != cmd.Process.Pid {
 		t.Fatalf("watchdog %d: %v %v; want %q, the helper's child", wdPid, pi, err, watchdog.Name)
 	}
+	cgroup, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", shPid))
+	inChildCgroup := strings.HasSuffix(strings.TrimSpace(string(cgroup)), fmt.Sprintf("/netrunner-%d", cmd.Process.Pid))
+	if inChildCgroup != childCgroup {
+		t.Fatalf("sh's cgroup: %q; want the helper's children's cgroup: %v", cgroup, childCgroup)
+	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	killed := time.Now()
-	if !eventually(5*time.Second, func() bool { return isDead(sleepPid) && isDead(shPid) }) {
-		t.Fatalf("sh %d or its sleep %d alive 5s after the parent's SIGKILL", shPid, sleepPid)
+	if !eventually(5*time.Second, func() bool { return slices.IndexFunc(pids, func(pid int) bool { return !isDead(pid) }) < 0 }) {
+		t.Fatalf("sh %d or its sleeps %d, %d alive 5s after the parent's SIGKILL", shPid, sleepPid, escapeePid)
 	}
 	if took := time.Since(killed); took > time.Second {
-		t.Errorf("sh and its sleep died %v after the parent's SIGKILL; the contract says within a second", took)
+		t.Errorf("sh and its sleeps died %v after the parent's SIGKILL; the contract says within a second", took)
 	} else {
-		t.Logf("sh and its sleep dead %v after the parent's SIGKILL", took)
+		t.Logf("sh and its sleeps dead %v after the parent's SIGKILL", took)
 	}
 	if !eventually(5*time.Second, func() bool { return isDead(wdPid) }) {
 		t.Errorf("watchdog %d alive 5s after its parent died", wdPid)
@@ -191,13 +235,20 @@ func testWatchdogParentDeath(t *testing.T, env ...string) {
 }
 
 // TestWatchdogKillsChildrenStartingAsParentDies: a child whose Start has
-// not returned yet (it is being forked, exec'd or registered) when the
-// program is SIGKILLed dies too: the kernel kills it (Pdeathsig) until the
-// watchdog knows it.
+// not returned yet (it is being forked or exec'd) when the program is
+// SIGKILLed dies too, and so does what it forked at once, even in a session
+// of its own: it was forked into the watched children's cgroup. Where clone3
+// is refused, the kernel kills the child (Pdeathsig) until the watchdog
+// knows its group.
 func TestWatchdogKillsChildrenStartingAsParentDies(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testWatchdogStartingAsParentDies(t) })
+	t.Run("clone3-refused", func(t *testing.T) { testWatchdogStartingAsParentDies(t, "NETRUNNER_TEST_CLONE3=refused") })
+}
+
+func testWatchdogStartingAsParentDies(t *testing.T, env ...string) {
 	for try := range 5 {
 		mark := fmt.Sprintf("netrunner-starting-%d-%d", os.Getpid(), try)
-		cmd, r, _ := startWatchdogHelper(t, "watchdog-starting", "NETRUNNER_TEST_MARK="+mark)
+		cmd, r, _ := startWatchdogHelper(t, "watchdog-starting", append(env, "NETRUNNER_TEST_MARK="+mark)...)
 		if line := readLine(t, r); line != "ready" {
 			t.Fatalf("helper said %q", line)
 		}
