@@ -34,9 +34,11 @@
 // Linux: the first Start launches one small watchdog process (the program's
 // own binary, re-executed from /proc/self/exe with the program's arguments
 // and diverted into the watchdog by this package's init, before main), waits
-// until it confirms it is ready, and registers every process group and cgroup
-// with it. When the program dies, the watchdog kills them all and removes the
-// cgroups the package created. The program's package initialisers run once
+// until it confirms it is ready, and has it watch a cgroup made for the
+// program's children before forking the first one into it (or, without
+// cgroup v2 write access, registers each child's process group). When the
+// program dies, the watchdog kills them all and removes the cgroups the
+// package created. The program's package initialisers run once
 // more in the watchdog, so they should be free of side effects. A setuid or
 // setcap program never becomes the watchdog. [WatchdogErr] says whether the
 // children are protected; [DisableWatchdog] opts out.

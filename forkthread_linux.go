@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// A child runs before the watchdog knows it: from its fork until its group
+// Where a child cannot be forked into a cgroup the watchdog watches (see
+// spawn), it runs before the watchdog knows it: from its fork until its group
 // is registered, which spans the exec, most of a Start's time. If the
-// program died then, the child would be an orphan nobody kills. So every
+// program died then, the child would be an orphan nobody kills. So such a
 // child is forked with Pdeathsig (SIGKILL): the kernel kills it when the
 // thread that forked it exits. In Go a thread exits only when a goroutine
 // locked to it ends (golang/go#27505), so the forks run on fork threads:

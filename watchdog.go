@@ -23,19 +23,26 @@ import (
 //
 // On Linux the first Start launches the watchdog, a copy of the program
 // re-executed from /proc/self/exe (named "netrunner-watch" in ps -e) that
-// holds a pipe from the program and kills every registered process group
-// and cgroup when the pipe reads EOF. Start waits until it is ready (at most
-// 5 s) before spawning the first child, and registers each child's group as
-// soon as it is forked, without waiting for the answer; WatchdogErr waits for
-// the answers still due (up to 10 s if the watchdog stopped answering). A
-// watchdog that died is replaced at the next Start (which registers the live
-// children again); one that could not start is tried again at a later Start
-// after a backoff, three times in a row at most.
+// holds a pipe from the program and kills every registered cgroup and
+// process group when the pipe reads EOF. Start waits until it is ready (at
+// most 5 s) before spawning the first child. The program makes a cgroup for
+// its children, netrunner-<pid> below its own, which the watchdog watches
+// from then on, and forks every child straight into it (or into its
+// Cmd.Cgroup, registered first): a child and all it forks, even what leaves
+// its process group or session, die with the program. A watchdog that died
+// is replaced at the next Start (which registers what is live again); one
+// that could not start is tried again at a later Start after a backoff,
+// three times in a row at most.
 //
-// Each child is also forked with Pdeathsig, so it dies with the program even
-// before its group is registered. What such a child forks in the moment
-// before its registration (microseconds, more on an overloaded machine) can
-// outlive the program.
+// Without cgroup v2 write access to the program's own cgroup, or on Linux
+// before 5.7, each child is forked with Pdeathsig instead, so it dies with
+// the program even before the watchdog knows it, and its process group is
+// registered as soon as it is forked, without waiting for the answer
+// (WatchdogErr waits for the answers still due, up to 10 s if the watchdog
+// stopped answering). Then what leaves the group, and what the child forks
+// in the moment before its registration (microseconds, more on an
+// overloaded machine), can outlive the program; WatchdogErr does not report
+// that.
 func WatchdogErr() error {
 	err := watchdog.Err()
 	switch {

@@ -5,7 +5,8 @@
 // thread that forked the child exits, not when the process does
 // (golang/go#27505), and it reaches only the child, not its descendants. (The
 // root package still uses it, from a thread it keeps, to cover a child from
-// its fork until it is registered here.) A subreaper dies with the program.
+// its fork until it is registered here, where it cannot fork the child into
+// a watched cgroup.) A subreaper dies with the program.
 // Something has to outlive the program, notice its death and clean up: the
 // watchdog, one small process per program.
 //
@@ -38,23 +39,30 @@
 //     that process could not.
 //   - It acts only for its real parent: a process group is accepted only if
 //     its leader is a child of that parent (the pgid is the leader's pid); a
-//     cgroup only if it is the one that a registered leader lived in at
-//     registration. Both are pinned when accepted (a pidfd of the leader, a
+//     cgroup only while that parent has the credentials the watchdog has
+//     (ids, groups, capabilities: a parent that dropped root since cannot
+//     use the watchdog's), and never one that holds the watchdog (and so the
+//     parent). Both are pinned when accepted (a pidfd of the leader, a
 //     descriptor of the cgroup directory), so a recycled pid or a cgroup
 //     removed and made again by someone else is never hit.
+//
+// The children's cgroup (childcgroup_linux.go): a cgroup is registered
+// before anything lives in it, so the program makes one for its children and
+// forks them straight into it; they are covered from their first
+// instruction, and nothing is written here per child.
 //
 // Protocol on the control pipe: lines of text, each written with one
 // write(2). A line starting with '+' gets one reply byte, 'y' (accepted) or
 // 'n' (refused), which the program reads later, in order, so that a Start
-// does not wait for it. A line read after the program died (its children are
+// does not wait for it (it waits for a cgroup's, before forking into it). A line read after the program died (its children are
 // reparented then) is checked against the reaper that took the watchdog too.
 // The first byte the watchdog sends is 'R', once it is ready.
 //
 //	+g PGID           watch process group PGID, led by a child of the parent
 //	-g PGID           forget it
-//	+c PGID K "DIR"   watch cgroup DIR (absolute, Go-quoted), where the leader
-//	                  of registered group PGID lives; the parent created the
-//	                  innermost K levels of DIR, to be removed after the kill
+//	+c K "DIR"        watch cgroup DIR (absolute, Go-quoted); the parent
+//	                  created the innermost K levels of DIR, to be removed
+//	                  after the kill
 //	-c "DIR"          forget it
 //	x                 exit without killing anything (the watchdog is disabled)
 //
