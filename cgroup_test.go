@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netrunner-go/netrunner/internal/watchdog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -269,6 +270,35 @@ func TestCgroupInvalidPath(t *testing.T) {
 	}
 	if cgTestExists(filepath.Join(mnt, "b")) || cgTestExists(filepath.Join(mnt, "a")) {
 		t.Errorf("an invalid Cgroup path created a group")
+	}
+}
+
+// TestCgroupInChildCgroupRefused: the program's children's cgroup, or one
+// below it, is ErrInvalidCommand: its end would kill the program's other
+// children. Nothing is created.
+func TestCgroupInChildCgroupRefused(t *testing.T) {
+	mnt := cgTestMount(t)
+	if _, err := Command("true").Output(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if !childCgroupExpected() {
+		t.Skip("no children's cgroup here: cgroup v2 is not writable")
+	}
+	children := watchdog.ChildCgroupDir()
+	rel := strings.TrimPrefix(children, mnt+"/")
+	for _, path := range []string{rel, rel + "/sub"} {
+		c := Command("true")
+		c.Cgroup = path
+		p, err := c.Start(testCtx(t))
+		if p != nil {
+			reap(t, p)
+		}
+		if !errors.Is(err, ErrInvalidCommand) || !strings.Contains(err.Error(), "other children") {
+			t.Errorf("Cgroup %q: %v, want ErrInvalidCommand naming the children's cgroup", path, err)
+		}
+	}
+	if cgTestExists(filepath.Join(children, "sub")) {
+		t.Errorf("a refused Cgroup was created")
 	}
 }
 

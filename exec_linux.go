@@ -49,7 +49,7 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 		sys.Setpgid, sys.Setsid, sys.Setctty, sys.Ctty = false, true, true, 0
 	}
 	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}
-	watched := cg.watch()
+	cgWatched := cg.watch()
 	var children *watchdog.ChildCgroupRef
 	switch {
 	case !canCloneIntoCgroup():
@@ -57,7 +57,7 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 		if children = watchdog.ChildCgroup(); children != nil {
 			sys.UseCgroupFD, sys.CgroupFD = true, children.FD()
 		}
-	case watched:
+	case cgWatched:
 		sys.UseCgroupFD, sys.CgroupFD = true, cg.fd
 	}
 	if sys.UseCgroupFD {

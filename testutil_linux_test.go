@@ -3,8 +3,13 @@ package netrunner
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netrunner-go/netrunner/internal/watchdog"
 )
 
 // helperCommand returns a command that re-executes the test binary as the
@@ -17,4 +22,17 @@ func helperCommand(name string, env ...string) *exec.Cmd {
 	cmd.Env = append(cmd.Env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
+}
+
+// childCgroupExpected reports whether this machine lets the program make the
+// children's cgroup: cgroup v2 with write access where the program is, and
+// Linux 5.7. Tests that depend on it expect it then, and fail without it.
+func childCgroupExpected() bool {
+	mount, err := watchdog.Cgroup2Mount()
+	if err != nil {
+		return false
+	}
+	own, err := watchdog.SelfCgroup()
+	return err == nil && watchdog.CloneIntoCgroup() &&
+		unix.Access(filepath.Join(mount, own, "cgroup.procs"), unix.W_OK) == nil
 }

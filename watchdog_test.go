@@ -34,11 +34,14 @@ func init() {
 // goroutines in a loop, killing each a moment later, so that Starts are in
 // flight whenever the test SIGKILLs it; it says "ready" after the first.
 // Each sh first starts another in a session of its own, unless clone3 is
-// refused (NETRUNNER_TEST_CLONE3, as in watchdogHelperParent).
+// refused or NETRUNNER_TEST_ESCAPE is "no" (as in watchdogHelperParent).
 func watchdogHelperStarting() {
 	script := "setsid sh -c 'sleep 1000; :' $0 & sleep 1000; :"
 	if os.Getenv("NETRUNNER_TEST_CLONE3") == "refused" {
 		clone3Refused.Store(true)
+		script = "sleep 1000; :"
+	}
+	if os.Getenv("NETRUNNER_TEST_ESCAPE") == "no" {
 		script = "sleep 1000; :"
 	}
 	mark := os.Getenv("NETRUNNER_TEST_MARK")
@@ -180,8 +183,15 @@ func startWatchdogHelper(t *testing.T, name string, env ...string) (*exec.Cmd, *
 // group, and a descendant that left its group outlives the program, as
 // documented.
 func TestWatchdogKillsGroupWhenParentDies(t *testing.T) {
-	t.Run("plain", func(t *testing.T) { testWatchdogParentDeath(t, true) })
-	t.Run("slow-init", func(t *testing.T) { testWatchdogParentDeath(t, true, "NETRUNNER_TEST_INIT=sleep:300ms") })
+	var env []string
+	children := childCgroupExpected()
+	if !children {
+		env = append(env, "NETRUNNER_TEST_ESCAPE=no")
+	}
+	t.Run("plain", func(t *testing.T) { testWatchdogParentDeath(t, children, env...) })
+	t.Run("slow-init", func(t *testing.T) {
+		testWatchdogParentDeath(t, children, append(env, "NETRUNNER_TEST_INIT=sleep:300ms")...)
+	})
 	t.Run("clone3-refused", func(t *testing.T) {
 		testWatchdogParentDeath(t, false, "NETRUNNER_TEST_CLONE3=refused", "NETRUNNER_TEST_ESCAPE=no")
 	})
@@ -241,7 +251,13 @@ func testWatchdogParentDeath(t *testing.T, childCgroup bool, env ...string) {
 // is refused, the kernel kills the child (Pdeathsig) until the watchdog
 // knows its group.
 func TestWatchdogKillsChildrenStartingAsParentDies(t *testing.T) {
-	t.Run("plain", func(t *testing.T) { testWatchdogStartingAsParentDies(t) })
+	t.Run("plain", func(t *testing.T) {
+		if childCgroupExpected() {
+			testWatchdogStartingAsParentDies(t)
+		} else {
+			testWatchdogStartingAsParentDies(t, "NETRUNNER_TEST_ESCAPE=no")
+		}
+	})
 	t.Run("clone3-refused", func(t *testing.T) { testWatchdogStartingAsParentDies(t, "NETRUNNER_TEST_CLONE3=refused") })
 }
 
