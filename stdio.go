@@ -16,7 +16,8 @@ type stdio struct {
 	stdin  *os.File  // the parent writes here: Process.Write or the copy from copyFrom
 	copy   io.Reader // Cmd.Stdin, when it must be copied in
 	stdout *os.File
-	stderr *os.File // StderrTail and StderrStream
+	stderr *os.File // StderrStream, and a remote child's StderrTail
+	tail   tailPipe // a local child's StderrTail
 	pty    *os.File // the terminal master; also stdin and stdout above
 	eofNow bool     // type the terminal's end-of-file at once: no input to give
 
@@ -87,7 +88,13 @@ func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
 		return s, err
 	}
 	switch c.Stderr {
-	case StderrTail, StderrStream:
+	case StderrTail:
+		var parent, child int
+		if parent, child, err = newPipeFDs(true, c.PipeSize); err == nil {
+			s.ours = append(s.ours, child)
+			s.child[2], s.tail = child, tailPipe{fd: parent, unwrapped: true}
+		}
+	case StderrStream:
 		s.stderr, s.child[2], err = makePipe("stderr", true)
 	case StderrToStdout:
 		s.child[2] = s.child[1]
@@ -118,5 +125,35 @@ func (s *stdio) closeParentEnds() {
 		if f != nil {
 			f.Close()
 		}
+	}
+	s.tail.close()
+}
+
+// A tailPipe is the parent's end of a stderr tail's pipe. Most processes
+// leave stderr empty, and then its pipe is only waited for (see
+// onReadable) and closed: it is wrapped by os.NewFile, which registers it
+// with the runtime poller, and read through a Stream only once it has
+// data. A remote child's comes wrapped, from its bridge.
+type tailPipe struct {
+	fd        int
+	unwrapped bool     // fd is the pipe's, not yet wrapped
+	file      *os.File // once wrapped
+}
+
+// wrap returns the pipe as a file, wrapping it if it is not yet.
+func (t *tailPipe) wrap(name string) *os.File {
+	if t.unwrapped {
+		t.file, t.unwrapped = os.NewFile(uintptr(t.fd), name), false
+	}
+	return t.file
+}
+
+// close closes the pipe, wrapped or not.
+func (t *tailPipe) close() {
+	if t.unwrapped {
+		closeFD(t.fd)
+		t.unwrapped = false
+	} else if t.file != nil {
+		t.file.Close()
 	}
 }
