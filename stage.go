@@ -59,7 +59,7 @@ type stage struct {
 	stdout, stderr *Stream
 	stdin          *stdin
 	stderrTail     *tail
-	tailPipe       tailPipe        // the stderr tail's pipe, read once it has data
+	tailPipe       lazyPipe        // the stderr tail's pipe, read once it has data
 	tailFed        <-chan struct{} // a remote child's: see Stream.fed
 	drainWait      *readableWait   // until the stderr tail's drainer starts
 	drained        chan struct{}   // closed when the stderr tail is complete
@@ -119,7 +119,7 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 		st.stderrTail = &tail{n: stderrTailSize}
 		st.tailPipe, st.tailFed = s.tail, s.stderrFed
 		if s.stderr != nil {
-			st.tailPipe = tailPipe{file: s.stderr} // a remote child's
+			st.tailPipe = lazyPipe{file: s.stderr} // a remote child's
 		}
 	}
 	st.drained = make(chan struct{})
@@ -247,7 +247,7 @@ func (st *stage) drainStderr(ended bool) {
 		return
 	}
 	name := st.name + ": stderr"
-	s := newStream(context.Background(), name, st.tailPipe.wrap(name), stderrDrainChunk, false, &st.bytesErr, &st.reads)
+	s := newStream(context.Background(), name, st.tailPipe.wrap("stderr"), stderrDrainChunk, false, &st.bytesErr, &st.reads)
 	s.fed = st.tailFed
 	st.mu.Lock()
 	st.drainer = s
