@@ -23,8 +23,8 @@ func newPipe(name string, parentReads bool, size int) (parent *os.File, child in
 }
 
 // newPipeFDs is newPipe with the parent's end not yet wrapped: for a pipe
-// that may never be read (see tailPipe), os.NewFile and its poller
-// registration wait until there is something to read.
+// that may never be used (see lazyPipe), os.NewFile and its poller
+// registration wait until it is.
 func newPipeFDs(parentReads bool, size int) (parent, child int, err error) {
 	var fds [2]int
 	if err := pipeCloexec(&fds); err != nil {

@@ -96,7 +96,8 @@ func (w *readableWait) register(fd int) error {
 	w.id = rw.nextID
 	rw.nextID++
 	// One-shot: once readable, the drainer reads it on the runtime's poller.
-	// The registration goes when f is closed; its id then matches nothing.
+	// The registration goes when the descriptor is closed; its id then
+	// matches nothing.
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(uint32(w.id)), Pad: int32(uint32(w.id >> 32))}
 	if err := unix.EpollCtl(rw.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return err
