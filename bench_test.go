@@ -359,13 +359,14 @@ func execSpawn(context.Context) error { return exec.Command("true").Run() }
 // and steps timed side by side in one process, are what hold).
 //
 // Per step of Start, with time.Now marks in a temporary build (400 × Start
-// of true, then 400 × Run, mean; one run at load ~5, step of Run in
-// brackets where it differs):
+// of true, then 400 × Run, mean; builds of before and after this round
+// alternating, three runs each at load 3-5; Run's figure in brackets where
+// it differs):
 //
-//	lookPath           65-88 µs  exec.LookPath: 9 stats down PATH; exec.Command pays the same
+//	lookPath           54-88 µs  exec.LookPath: 9 stats down PATH; exec.Command pays the same
 //	validate             7 µs
-//	newStdio            32 µs    [35-40] stdin pipe (Run: /dev/null), stdout pipe on the poller,
-//	                             stderr tail pipe bare; before: 45-47, every pipe on the poller
+//	newStdio         27-37 µs    [35-40] stdin pipe (Run: /dev/null), stdout pipe on the poller,
+//	                             stderr tail pipe bare; before: 53-68 [45-47], each on the poller
 //	Ensure, argv, env   10 µs
 //	spawn (being changed by the lead, exec_linux.go, forkthread_linux.go, internal/watchdog):
 //	  hand-off to the fork thread   70-80 µs   a futex wake of another thread
@@ -375,7 +376,7 @@ func execSpawn(context.Context) error { return exec.Command("true").Run() }
 //	  hand-off back                86-107 µs
 //	  os.NewFile of the pidfd      23-40 µs    F_GETFL and an epoll_ctl ADD, for leader.wait
 //	closing the child's ends       13-17 µs   [before: 33] 3 close(2)
-//	newStage                       44-58 µs   [72-90; before: 80-105]: 2 epoll_ctl on the
+//	newStage                       50-66 µs   (before 57-75) [72-90, before 80-105]: 2 epoll_ctl on the
 //	                                          readable waiter's set (stderr tail, pidfd) 30-50,
 //	                                          the stage, stdin, stdout Stream, AfterFunc 20-40
 //
@@ -414,12 +415,15 @@ func execSpawn(context.Context) error { return exec.Command("true").Run() }
 // by the same exit, won the race most of the time, and the exit path
 // measured the same (70-90 µs either way).
 //
-// Interleaved, netrunner time / os/exec time (lower is better), base and
-// this round alternating, three runs each at load 5-25: Run of true 1.17,
-// 1.02, 1.11 before, 0.80, 1.10, 1.03 after; Start alone 1.29, 1.08, 1.31
-// before, 1.03, 1.24, 1.28 after: within the noise. The hand-offs to and
-// from the fork thread and the watchdog's wake-up (200-350 µs here) are
-// what Start still costs beyond os/exec. Commands:
+// Interleaved, netrunner time / os/exec time (lower is better), builds of
+// before and after this round alternating, six runs each at load 2-25:
+// Run of true 1.17, 1.02, 1.11, 1.07, 1.02, 1.02 before, 0.80, 1.10, 1.03,
+// 1.09, 1.14, 0.95 after; Start alone 1.29, 1.08, 1.31, 1.16, 1.09, 1.14
+// before, 1.03, 1.24, 1.28, 1.34, 1.22, 1.17 after. The 25-30 µs cut from
+// Start's own steps is lost in the spawn's swings (0.9-1.6 ms between runs
+// of the same build). The hand-offs to and from the fork thread, the
+// watchdog's wake-up and the pidfd's wrapping (240-300 µs here) are what
+// Start still costs beyond os/exec. Commands:
 //
 //	go test -run '^$' -bench 'Spawn/(interleaved|parallel)' -count 3 .
 //	go test -run '^$' -bench 'Spawn/netrunner-run' -cpuprofile cpu.out .
