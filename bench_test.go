@@ -353,59 +353,88 @@ func nrRunSpawn(ctx context.Context) error {
 func execSpawn(context.Context) error { return exec.Command("true").Run() }
 
 // Where a spawn's time goes (issue 14), measured on the 2-core VM these
-// were written on while other sessions loaded it (load average 5-20, so a
-// fork+exec of true took 1.4-2.4 ms instead of the ~0.45 ms of a quiet
-// machine; ratios taken in one interleaved run are what hold).
+// were written on while other sessions loaded it (load average 3-25, so a
+// fork+exec of true took 0.9-3.9 ms instead of the ~0.45 ms of a quiet
+// machine, and wall-clock ratios of identical runs moved by +-20%: counts,
+// and steps timed side by side in one process, are what hold).
 //
 // Per step of Start, with time.Now marks in a temporary build (400 × Start
-// of true, mean): lookPath 94-125 µs (exec.Command pays the same: 120-190
-// µs, 13 PATH entries); validate 13 µs; newStdio 80-90 µs (3 pipe2 +
-// fcntl O_NONBLOCK + poller registration; os/exec opens /dev/null 3 times);
-// hand-off to the fork thread 73-109 µs and back 54-96 µs (a futex wake of
-// another thread each way, which on this VM is an inter-processor
-// interrupt); syscall.StartProcess 1.37-2.40 ms (= exec.Cmd.Start's
-// 1.37-2.46 ms); watchdog.WatchGroup 74-134 µs (one write(2), but it wakes
-// the watchdog process); newStage 85-125 µs; the rest (Ensure, env,
-// closing the child's ends, F_SETFL on the pidfd) < 40 µs together.
-// Unchanged by this work and kept: the fork thread (Pdeathsig stays
-// with a thread that cannot exit under a child) and the registration on it
-// at once. What was per spawn and is no more: a goroutine for the fork
-// thread (kept lingerIdle now), the stderr drainer goroutine and its 8 KiB
-// buffer (started only once stderr has data; a pipe that ends empty needs
-// none), the supervise goroutine while the child runs (started by its
-// pidfd's readiness), and, with 8 spawns at once, the queue behind a single
-// fork thread (now up to 4). Run already gave the child /dev/null as
-// stdin; no /proc or mountinfo read happens per spawn without Cgroup.
+// of true, then 400 × Run, mean; builds of before and after this round
+// alternating, three runs each at load 3-5; Run's figure in brackets where
+// it differs):
+//
+//	lookPath           54-88 µs  exec.LookPath: 9 stats down PATH; exec.Command pays the same
+//	validate             7 µs
+//	newStdio         27-37 µs    [35-40] stdin pipe (Run: /dev/null), stdout pipe on the poller,
+//	                             stderr tail pipe bare; before: 53-68 [45-47], each on the poller
+//	Ensure, argv, env   10 µs
+//	spawn (being changed by the lead, exec_linux.go, forkthread_linux.go, internal/watchdog):
+//	  hand-off to the fork thread   70-80 µs   a futex wake of another thread
+//	  syscall.StartProcess        0.9-1.2 ms   = exec.Cmd.Start's fork+exec
+//	  F_SETFL on the pidfd            6 µs
+//	  watchdog.WatchGroup          60-76 µs    one write(2), which wakes the watchdog process
+//	  hand-off back                86-107 µs
+//	  os.NewFile of the pidfd      23-40 µs    F_GETFL and an epoll_ctl ADD, for leader.wait
+//	closing the child's ends       13-17 µs   [before: 33] 3 close(2)
+//	newStage                       50-66 µs   (before 57-75) [72-90, before 80-105]: 2 epoll_ctl on the
+//	                                          readable waiter's set (stderr tail, pidfd) 30-50,
+//	                                          the stage, stdin, stdout Stream, AfterFunc 20-40
+//
+// Everything after the fork runs while the child execs on the other core
+// and the watchdog wakes up, and takes 2-4 times what it does alone (in a
+// temporary benchmark: a pipe made, wrapped and closed 15 µs, one
+// epoll_ctl 1.5-1.9 µs, getppid 1.1 µs).
+//
+// After the exit, Run of true, from stdout's end to Wait's return: 110-150
+// µs (os/exec: Wait is one waitid, back when the child is reaped). The
+// waiter goroutine wakes on the pidfd and starts supervise: wait4 45 µs,
+// kill(-pgid, 0) 4 µs, release 38-60 µs (being changed: watchdog
+// ForgetGroup's write, the pidfd's epoll_ctl DEL and close), streams and
+// stdin 16-30 µs, closing Done and waking the caller 10-28 µs.
 //
 // System calls per Run of true, whole system (strace -f -c over 300 Runs,
-// the child and the watchdog included): 259 against os/exec's 172. Beyond
-// os/exec: futex 29 vs 7 and nanosleep 56 vs 25 (the hand-offs and the
-// goroutine wake-ups they cause in the runtime), epoll_pwait 9 vs 2,
-// epoll_ctl 8 vs 3, read 10 vs 2, pipe2 3 vs 1, write 3 vs 0 (watchdog
-// lines and reply), getppid 2, pidfd_open 1, /proc/PID/stat 1 (the
-// watchdog checking the child is the program's). CPU, getrusage: 1.4-1.8
-// ms per Run against 0.7-1.3 ms, and the watchdog 0.3-0.5 ms more.
+// the child and the watchdog included): 240 against os/exec's 198 (266
+// before this round). Beyond os/exec: futex 23 vs 12 and nanosleep 54 vs
+// 43 (the hand-offs and the wake-ups they cause in the runtime), epoll_pwait
+// 8 vs 3, epoll_ctl 6 vs 3 (was 8), read 7 vs 2 (was 10), pipe2 3 vs 1
+// (stdout and the stderr tail), write 3 vs 0 and getppid 2 (the watchdog),
+// pidfd_open 1 (the watchdog's). Per Start+Wait: epoll_ctl 10 -> 6, fcntl
+// 12 -> 7. CPU of the parent alone, getrusage over 400 Runs alternating
+// with os/exec in blocks of 40: 1.2-1.3 ms per Run against 0.53-0.60 ms;
+// most of the difference is the runtime's scheduler (futex, spinning
+// threads) around the hand-offs.
 //
-// Interleaved, netrunner time / os/exec time per round (lower is better;
-// the machine's load moved figures by 2x between runs, so each run is
-// listed): Run of true 0.95 and 1.23 before this work; after it 1.04,
-// 0.93, 0.91 in one run and 0.99, 1.10, 1.50 in another. Start alone 1.45
-// and 1.16 before; after 1.21, 1.08, 1.19, then 1.38, 1.34, 1.28, then
-// 0.46, 0.99, 1.11. 8 Runs at once: 1.00 and 0.88 before; 1.33, 1.12, 1.37
-// with one lingering fork thread; 1.05, 0.96, then 0.81, 1.15, 1.07 with up
-// to 4. The hand-offs to and from the fork thread and the watchdog's wake-up
-// (together 200-350 µs here) are what Start still costs beyond os/exec.
-// Commands:
+// Cut in this round (issue 14): one fcntl per pipe (F_SETFL without
+// F_GETFL); the stderr tail's pipe wrapped by os.NewFile, put on the
+// poller and given a drainer Stream only once it has data (an empty one is
+// just closed); the stdin pipe wrapped by the first Process.Write; the
+// read-ahead channels of a Stream made by the first Request or C.
+// Allocations per Run of true 134 -> 117 (12.7 -> 10.8 KB), per Start+Wait
+// 131 -> 109. Tried and left out: supervising the child on the goroutine
+// of a Wait that cannot be cancelled (Run's): the waiter goroutine, woken
+// by the same exit, won the race most of the time, and the exit path
+// measured the same (70-90 µs either way).
+//
+// Interleaved, netrunner time / os/exec time (lower is better), builds of
+// before and after this round alternating, six runs each at load 2-25:
+// Run of true 1.17, 1.02, 1.11, 1.07, 1.02, 1.02 before, 0.80, 1.10, 1.03,
+// 1.09, 1.14, 0.95 after; Start alone 1.29, 1.08, 1.31, 1.16, 1.09, 1.14
+// before, 1.03, 1.24, 1.28, 1.34, 1.22, 1.17 after. The 25-30 µs cut from
+// Start's own steps is lost in the spawn's swings (0.9-1.6 ms between runs
+// of the same build). The hand-offs to and from the fork thread, the
+// watchdog's wake-up and the pidfd's wrapping (240-300 µs here) are what
+// Start still costs beyond os/exec. Commands:
 //
 //	go test -run '^$' -bench 'Spawn/(interleaved|parallel)' -count 3 .
 //	go test -run '^$' -bench 'Spawn/netrunner-run' -cpuprofile cpu.out .
-//	strace -f -c ./netrunner.test -test.run <a loop of 300 Runs>
+//	go test -c -o nr.test . && strace -f -c -o calls.txt ./nr.test -test.run '^$' -test.bench 'Spawn/netrunner-run$' -test.benchtime 300x
+//	go test -run '^$' -bench 'Spawn/netrunner-(run|start-wait)$' -benchmem .
 //
 // An idle process (BenchmarkIdle, 1000 × sleep 60, -benchtime 1x), per
-// process: 4.8 KiB heap, 0 goroutines, 4 fds (stdin, stdout and stderr
-// pipes, pidfd) with no consumer, 5.4 KiB heap with one parked in Next;
-// before: 13.5 KiB, 2 goroutines, and 78.9 KiB parked. os/exec with
-// StdoutPipe: 0.8 KiB, 2 fds, 66 KiB with a parked Read (its buffer).
+// process: 2.7 KiB heap (4.8 before this round), 0 goroutines, 4 fds
+// (stdin, stdout and stderr pipes, pidfd) with no consumer, 3.2 KiB heap
+// with one parked in Next (5.2 before). os/exec with StdoutPipe: 0.8 KiB,
+// 2 fds, 66 KiB with a parked Read (its buffer).
 //
 // The spawn cases of os/exec, each including exec.Command, which is where
 // os/exec looks the program up in PATH (netrunner does it in Start).

@@ -13,24 +13,23 @@ import (
 //
 // C is closed exactly once, by whoever owns it: the pump once started,
 // otherwise endDemand. That is what lets the pump send on C without racing a
-// close.
+// close. Its channels are made by the first Request or C: most Streams are
+// read by Next, Read or WriteTo, and a process that is started and left
+// running should not hold them.
 
 // demand is a Stream's read-ahead state; the Stream's mu guards it.
 type demand struct {
-	credit      int  // chunks granted and not yet read
-	pumping     bool // the pump goroutine runs
-	demandEnded bool // C is closed or about to be: no more credit
-	c           chan []byte
-	wake        chan struct{} // tells a pump without credit that some came
+	credit      int           // chunks granted and not yet read
+	pumping     bool          // the pump goroutine runs
+	demandEnded bool          // C is closed or about to be: no more credit
+	cClosed     bool          // C was closed without a pump
+	c           chan []byte   // made by the first Request or C, under mu
+	wake        chan struct{} // tells a pump without credit that some came; made with the pump
 }
 
 // chunksAhead is how many read-ahead chunks C holds before the pump waits
 // for the receiver; demand beyond it is read as the receiver drains C.
 const chunksAhead = 16
-
-func newDemand() demand {
-	return demand{c: make(chan []byte, chunksAhead), wake: make(chan struct{}, 1)}
-}
 
 // Request grants demand for n more chunks: up to n chunks are read ahead
 // and delivered on C. The receiver owns each chunk it receives. n <= 0 does
@@ -51,6 +50,8 @@ func (s *Stream) Request(n int) {
 	}
 	if !s.pumping {
 		s.pumping = true
+		s.makeC()
+		s.wake = make(chan struct{}, 1)
 		go s.pump()
 	}
 	s.mu.Unlock()
@@ -59,7 +60,23 @@ func (s *Stream) Request(n int) {
 
 // C returns the channel on which requested chunks arrive. It is closed at the
 // end of the Stream, after which Err says why.
-func (s *Stream) C() <-chan []byte { return s.c }
+func (s *Stream) C() <-chan []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.makeC()
+	if s.demandEnded && !s.pumping && !s.cClosed {
+		s.cClosed = true // ended before anyone asked for C: no pump will close it
+		close(s.c)
+	}
+	return s.c
+}
+
+// makeC makes C, once; under mu.
+func (s *Stream) makeC() {
+	if s.c == nil {
+		s.c = make(chan []byte, chunksAhead)
+	}
+}
 
 func (s *Stream) wakePump() {
 	select {
@@ -131,10 +148,14 @@ func (s *Stream) endDemand() {
 	}
 	s.demandEnded = true
 	pumping := s.pumping
+	c := s.c
+	if c != nil && !pumping {
+		s.cClosed = true
+	}
 	s.mu.Unlock()
 	if pumping {
 		s.wakePump()
-	} else {
-		close(s.c)
+	} else if c != nil {
+		close(c)
 	}
 }

@@ -15,9 +15,20 @@ import "os"
 // Both are close-on-exec so that no other child inherits them; the spawn
 // dup2s the child's end onto 0, 1 or 2, which clears the flag there.
 func newPipe(name string, parentReads bool, size int) (parent *os.File, child int, err error) {
+	parentFD, child, err := newPipeFDs(parentReads, size)
+	if err != nil {
+		return nil, -1, err
+	}
+	return os.NewFile(uintptr(parentFD), name), child, nil
+}
+
+// newPipeFDs is newPipe with the parent's end not yet wrapped: for a pipe
+// that may never be used (see lazyPipe), os.NewFile and its poller
+// registration wait until it is.
+func newPipeFDs(parentReads bool, size int) (parent, child int, err error) {
 	var fds [2]int
 	if err := pipeCloexec(&fds); err != nil {
-		return nil, -1, err
+		return -1, -1, err
 	}
 	parentFD, childFD := fds[0], fds[1]
 	if !parentReads {
@@ -32,7 +43,7 @@ func newPipe(name string, parentReads bool, size int) (parent *os.File, child in
 	if err != nil {
 		closeFD(parentFD)
 		closeFD(childFD)
-		return nil, -1, err
+		return -1, -1, err
 	}
-	return os.NewFile(uintptr(parentFD), name), childFD, nil
+	return parentFD, childFD, nil
 }

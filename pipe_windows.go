@@ -22,11 +22,21 @@ import (
 // before this (PipeSize is Linux only); the pipe holds 64 KiB, as a Linux
 // pipe does by default.
 func newPipe(name string, parentReads bool, size int) (parent *os.File, child int, err error) {
-	p, c, err := winpipe.New(parentReads, size)
+	p, c, err := newPipeFDs(parentReads, size)
 	if err != nil {
 		return nil, -1, err
 	}
-	return os.NewFile(uintptr(p), name), int(c), nil
+	return os.NewFile(uintptr(p), name), c, nil
+}
+
+// newPipeFDs is newPipe with the parent's end not yet wrapped: see
+// fdfile_unix.go.
+func newPipeFDs(parentReads bool, size int) (parent, child int, err error) {
+	p, c, err := winpipe.New(parentReads, size)
+	if err != nil {
+		return -1, -1, err
+	}
+	return int(p), int(c), nil
 }
 
 // pipeCloexec makes a pipe between two children (a pipeline's stages): an

@@ -51,7 +51,7 @@ func (s *stdio) openPTY(c *Cmd) error {
 	s.ours = append(s.ours, slave)
 	s.pty = os.NewFile(uintptr(master), slaveName)
 	s.stdout = s.pty
-	s.stdin = os.NewFile(uintptr(writer), slaveName)
+	s.stdin.file = os.NewFile(uintptr(writer), slaveName)
 	s.child = [3]int{slave, slave, slave}
 	return nil
 }

@@ -208,6 +208,43 @@ func TestRaceWriteMany(t *testing.T) {
 	}
 }
 
+// The first Write, which puts the stdin pipe on the poller, races
+// CloseStdin: the byte either reaches the child or the Write says stdin is
+// closed, and nothing is left open.
+func TestRaceFirstWriteCloseStdin(t *testing.T) {
+	check := leakCheck(t)
+	ctx := testCtx(t)
+	for range 20 {
+		p := start(t, ctx, Command("cat"))
+		var wg sync.WaitGroup
+		var werr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, werr = p.Write(ctx, []byte("x"))
+		}()
+		go func() {
+			defer wg.Done()
+			p.CloseStdin()
+		}()
+		wg.Wait()
+		out, err := io.ReadAll(p.Stdout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case werr == nil && string(out) != "x":
+			t.Errorf("Write succeeded, cat echoed %q; want \"x\"", out)
+		case werr != nil && (!errors.Is(werr, ErrStdinClosed) || len(out) != 0):
+			t.Errorf("Write = %v, cat echoed %q; want ErrStdinClosed and nothing", werr, out)
+		}
+		if err := p.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check()
+}
+
 // Request from one goroutine while another receives from C.
 func TestRaceRequestReceive(t *testing.T) {
 	const total = 10_000_000

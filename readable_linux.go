@@ -47,15 +47,30 @@ type readableWait struct {
 // (start must then return at once). The caller keeps f open until cancel
 // reports that start will not run, or start ran.
 func onReadable(f *os.File, start func(ended bool)) *readableWait {
-	w := &readableWait{start: start}
-	if err := w.register(f); err != nil {
+	var w *readableWait
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { w = onReadableFD(int(fd), start) })
+	}
+	if err != nil {
 		go start(false)
 		return nil
 	}
 	return w
 }
 
-func (w *readableWait) register(f *os.File) error {
+// onReadableFD is onReadable for a descriptor that is not wrapped by an
+// os.File.
+func onReadableFD(fd int, start func(ended bool)) *readableWait {
+	w := &readableWait{start: start}
+	if err := w.register(fd); err != nil {
+		go start(false)
+		return nil
+	}
+	return w
+}
+
+func (w *readableWait) register(fd int) error {
 	rw := &readableWaits
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
@@ -78,21 +93,14 @@ func (w *readableWait) register(f *os.File) error {
 		rw.idle = time.AfterFunc(time.Hour, endIdleWait)
 		rw.idle.Stop()
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
 	w.id = rw.nextID
 	rw.nextID++
 	// One-shot: once readable, the drainer reads it on the runtime's poller.
-	// The registration goes when f is closed; its id then matches nothing.
+	// The registration goes when the descriptor is closed; its id then
+	// matches nothing.
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(uint32(w.id)), Pad: int32(uint32(w.id >> 32))}
-	var cerr error
-	if err := rc.Control(func(fd uintptr) { cerr = unix.EpollCtl(rw.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil {
+	if err := unix.EpollCtl(rw.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return err
-	}
-	if cerr != nil {
-		return cerr
 	}
 	rw.waits[w.id] = w
 	rw.idle.Stop()

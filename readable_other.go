@@ -13,4 +13,9 @@ func onReadable(_ *os.File, start func(ended bool)) *readableWait {
 	return nil
 }
 
+func onReadableFD(_ int, start func(ended bool)) *readableWait {
+	go start(false)
+	return nil
+}
+
 func (*readableWait) cancel() bool { return false }

@@ -68,7 +68,7 @@ func (r *remoteChild) connect(c *Cmd, w wiring, pending []byte) (_ *stdio, err e
 		}
 	}
 	if c.Stdin != nil || !w.oneShot {
-		if s.stdin, r.stdinFrom, err = pipe("stdin", false); err != nil {
+		if s.stdin.file, r.stdinFrom, err = pipe("stdin", false); err != nil {
 			return nil, err
 		}
 		if c.Stdin != nil {

@@ -2,7 +2,6 @@ package netrunner
 
 import (
 	"context"
-	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -60,8 +59,10 @@ type stage struct {
 	stdout, stderr *Stream
 	stdin          *stdin
 	stderrTail     *tail
-	drainWait      *readableWait // until the stderr tail's drainer starts
-	drained        chan struct{} // closed when the stderr tail is complete
+	tailPipe       lazyPipe        // the stderr tail's pipe, read once it has data
+	tailFed        <-chan struct{} // a remote child's: see Stream.fed
+	drainWait      *readableWait   // until the stderr tail's drainer starts
+	drained        chan struct{}   // closed when the stderr tail is complete
 
 	bytesIn, bytesOut, bytesErr, reads, writes atomic.Int64
 
@@ -73,6 +74,8 @@ type stage struct {
 
 	mu        sync.Mutex // guards the fields below
 	reaped    bool       // once true, the group may be gone: no more signals
+	groupGone bool       // nothing is left of the group: see processGone
+	drainer   *Stream    // the stderr tail's, once stderr had data
 	exitedAt  time.Time
 	exit      exitStatus
 	stopCause error // why we stopped the child: the context's error and cause
@@ -106,23 +109,28 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 		st.stdout.canGrow = c.PipeSize == 0 && s.pty == nil
 		st.stdout.fed = s.stdoutFed
 	}
-	var drainer *Stream
 	switch {
-	case s.stderr == nil:
+	case s.stderr == nil && !s.tail.unwrapped:
 	case c.Stderr == StderrStream:
 		st.stderr = newStream(ctx, name+": stderr", s.stderr, size, false, &st.bytesErr, &st.reads)
 		st.stderr.canGrow = c.PipeSize == 0
 		st.stderr.fed = s.stderrFed
 	case c.Stderr == StderrTail:
-		drainer = newStream(ctx, name+": stderr", s.stderr, stderrDrainChunk, false, &st.bytesErr, &st.reads)
-		drainer.fed = s.stderrFed
 		st.stderrTail = &tail{n: stderrTailSize}
+		st.tailPipe, st.tailFed = s.tail, s.stderrFed
+		if s.stderr != nil {
+			st.tailPipe = lazyPipe{file: s.stderr} // a remote child's
+		}
 	}
 	st.drained = make(chan struct{})
-	if drainer != nil {
-		// No goroutine until stderr has something: see readable_linux.go.
-		st.drainWait = onReadable(s.stderr, func(ended bool) { st.drainStderr(drainer, ended) })
-	} else {
+	// No goroutine, and no Stream, until stderr has something: see
+	// readable_linux.go.
+	switch {
+	case st.tailPipe.unwrapped:
+		st.drainWait = onReadableFD(st.tailPipe.fd, st.drainStderr)
+	case st.tailPipe.file != nil:
+		st.drainWait = onReadable(st.tailPipe.file, st.drainStderr)
+	default:
 		close(st.drained)
 	}
 	if s.copy != nil {
@@ -145,13 +153,13 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 		// Supervised from its exit on: until then, no goroutine.
 		onReadable(ef.exitFile(), func(onWaiter bool) {
 			if onWaiter {
-				go st.supervise(drainer)
+				go st.supervise()
 			} else {
-				st.supervise(drainer)
+				st.supervise()
 			}
 		})
 	} else {
-		go st.supervise(drainer)
+		go st.supervise()
 	}
 	return st
 }
@@ -181,7 +189,7 @@ func exitedUnreaped(ch child) bool {
 
 // supervise waits for the child, ends what is left of its group, and then
 // marks the stage done.
-func (st *stage) supervise(drainer *Stream) {
+func (st *stage) supervise() {
 	var waitErr error
 	st.child.wait(&st.mu, func(exit exitStatus, err error) {
 		st.reaped, st.exitedAt, st.exit, waitErr = true, time.Now(), exit, err
@@ -192,13 +200,18 @@ func (st *stage) supervise(drainer *Stream) {
 	st.child.release()
 	st.stdin.close(false)
 	// The group is gone: whatever the pipes still hold is all there is.
+	// A drainer that starts after this learns it in drainStderr.
+	st.mu.Lock()
+	st.groupGone = true
+	drainer := st.drainer
+	st.mu.Unlock()
 	for _, s := range []*Stream{st.stdout, st.stderr, drainer} {
 		if s != nil {
 			s.processGone()
 		}
 	}
 	if st.drainWait.cancel() {
-		st.drainStderr(drainer, false) // what the pipe holds now, without waiting
+		st.drainStderr(false) // what the pipe holds now, without waiting
 	}
 	<-st.drained
 	st.unwatch()
@@ -226,12 +239,24 @@ func (st *stage) supervise(drainer *Stream) {
 
 // drainStderr keeps the stderr tail until the end of stderr, past the
 // Start context: the tail is for the ExitError. ended: stderr is at its
-// end already, with nothing in it.
-func (st *stage) drainStderr(s *Stream, ended bool) {
+// end already, with nothing in it, and the pipe is only closed.
+func (st *stage) drainStderr(ended bool) {
 	defer close(st.drained)
 	if ended {
-		s.setEnd(io.EOF)
-	} else if s.ended() == nil {
+		st.tailPipe.close()
+		return
+	}
+	name := st.name + ": stderr"
+	s := newStream(context.Background(), name, st.tailPipe.wrap("stderr"), stderrDrainChunk, false, &st.bytesErr, &st.reads)
+	s.fed = st.tailFed
+	st.mu.Lock()
+	st.drainer = s
+	gone := st.groupGone
+	st.mu.Unlock()
+	if gone {
+		s.processGone()
+	}
+	if s.ended() == nil {
 		s.writeTo(context.Background(), st.stderrTail)
 	}
 }

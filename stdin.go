@@ -14,12 +14,10 @@ import (
 // Process.Write and CloseStdin act on, and the copy of Cmd.Stdin.
 type stdin struct {
 	name     string
-	file     *os.File // nil when the child's stdin is not a pipe of ours
 	owned    bool     // the caller writes it (not a copy of Cmd.Stdin)
 	terminal terminal // the child's PTY, told when input ends
 	done     <-chan struct{}
 	sem      chan struct{} // one write at a time
-	watch    *ctxWatch
 	shut     sync.Once
 	closed   atomic.Bool
 	last     atomic.Int32 // the last byte written; -1: none yet
@@ -27,25 +25,35 @@ type stdin struct {
 	bytes, writes *atomic.Int64 // the stage's counters
 
 	mu      sync.Mutex
-	readErr error // reading Cmd.Stdin failed
+	pipe    lazyPipe  // none when the child's stdin is not a pipe of ours; wrapped by the first write
+	watch   *ctxWatch // made with the wrapping
+	readErr error     // reading Cmd.Stdin failed
 }
 
-func newStdin(name string, f *os.File, owned bool, term terminal, done <-chan struct{}, bytes, writes *atomic.Int64) *stdin {
+func newStdin(name string, pipe lazyPipe, owned bool, term terminal, done <-chan struct{}, bytes, writes *atomic.Int64) *stdin {
 	in := &stdin{
 		name:     name,
-		file:     f,
-		owned:    f != nil && owned,
+		owned:    (pipe.unwrapped || pipe.file != nil) && owned,
 		terminal: term,
 		done:     done,
 		sem:      make(chan struct{}, 1),
 		bytes:    bytes,
 		writes:   writes,
+		pipe:     pipe,
 	}
 	in.last.Store(-1)
-	if f != nil {
-		in.watch = newCtxWatch(f, true, nil)
-	}
 	return in
+}
+
+// file returns the pipe, wrapped, with the watch its writes need; nil once
+// it is closed.
+func (in *stdin) file() (*os.File, *ctxWatch) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.watch == nil && (in.pipe.unwrapped || in.pipe.file != nil) {
+		in.watch = newCtxWatch(in.pipe.wrap("stdin"), true, nil)
+	}
+	return in.pipe.file, in.watch
 }
 
 // errStdinNotPipe is what Write returns when the child's stdin is not the
@@ -68,8 +76,12 @@ func (in *stdin) write(ctx context.Context, b []byte) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	in.watch.watch(ctx)
-	n, err := in.file.Write(b)
+	f, watch := in.file()
+	if f == nil {
+		return 0, commandError(in.name, "write", ErrStdinClosed)
+	}
+	watch.watch(ctx)
+	n, err := f.Write(b)
 	err = ctxErr(ctx, err)
 	in.count(b[:n])
 	switch {
@@ -98,9 +110,13 @@ func (in *stdin) count(written []byte) {
 func (in *stdin) close(eof bool) {
 	in.shut.Do(func() {
 		in.closed.Store(true)
-		if in.file != nil {
-			in.file.Close()
-			in.watch.unwatch()
+		in.mu.Lock()
+		in.pipe.close()
+		in.pipe = lazyPipe{}
+		watch := in.watch
+		in.mu.Unlock()
+		if watch != nil {
+			watch.unwatch()
 		}
 		if eof && in.terminal != nil {
 			in.terminal.endInput(in.last.Load(), in.done)
@@ -113,11 +129,15 @@ func (in *stdin) close(eof bool) {
 // CloseStdin, ends the copy quietly. A terminal is told the input ended,
 // since closing our end would not close it.
 func (in *stdin) copyFrom(r io.Reader) {
+	f, _ := in.file()
+	if f == nil {
+		return
+	}
 	buf := make([]byte, 32<<10)
 	for !in.closed.Load() {
 		n, err := r.Read(buf)
 		if n > 0 {
-			m, werr := in.file.Write(buf[:n])
+			m, werr := f.Write(buf[:n])
 			in.count(buf[:m])
 			if werr != nil {
 				if !isQuietPipeEnd(werr) {

@@ -13,10 +13,11 @@ type stdio struct {
 	ours     []int  // descriptors opened for the child, closed after the spawn
 	userFile *os.File
 
-	stdin  *os.File  // the parent writes here: Process.Write or the copy from copyFrom
+	stdin  lazyPipe  // the parent writes here: Process.Write or the copy from copyFrom
 	copy   io.Reader // Cmd.Stdin, when it must be copied in
 	stdout *os.File
-	stderr *os.File // StderrTail and StderrStream
+	stderr *os.File // StderrStream, and a remote child's StderrTail
+	tail   lazyPipe // a local child's StderrTail
 	pty    *os.File // the terminal master; also stdin and stdout above
 	eofNow bool     // type the terminal's end-of-file at once: no input to give
 
@@ -69,14 +70,19 @@ func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
 		case w.oneShot:
 			s.child[0], err = openDevNull()
 		default:
-			s.stdin, s.child[0], err = makePipe("stdin", false)
+			// For Process.Write, which many callers never use.
+			var parent, child int
+			if parent, child, err = newPipeFDs(false, c.PipeSize); err == nil {
+				s.ours = append(s.ours, child)
+				s.child[0], s.stdin = child, lazyPipe{fd: parent, unwrapped: true}
+			}
 		}
 	case *os.File:
 		s.userFile = in
 		s.child[0] = int(in.Fd())
 	default:
 		s.copy = in
-		s.stdin, s.child[0], err = makePipe("stdin", false)
+		s.stdin.file, s.child[0], err = makePipe("stdin", false)
 	}
 	if err != nil {
 		return s, err
@@ -87,7 +93,13 @@ func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
 		return s, err
 	}
 	switch c.Stderr {
-	case StderrTail, StderrStream:
+	case StderrTail:
+		var parent, child int
+		if parent, child, err = newPipeFDs(true, c.PipeSize); err == nil {
+			s.ours = append(s.ours, child)
+			s.child[2], s.tail = child, lazyPipe{fd: parent, unwrapped: true}
+		}
+	case StderrStream:
 		s.stderr, s.child[2], err = makePipe("stderr", true)
 	case StderrToStdout:
 		s.child[2] = s.child[1]
@@ -114,9 +126,41 @@ func (s *stdio) closeChildEnds() {
 
 // closeParentEnds undoes newStdio after a failed start.
 func (s *stdio) closeParentEnds() {
-	for _, f := range []*os.File{s.stdin, s.stdout, s.stderr, s.pty} {
+	for _, f := range []*os.File{s.stdout, s.stderr, s.pty} {
 		if f != nil {
 			f.Close()
 		}
+	}
+	s.stdin.close()
+	s.tail.close()
+}
+
+// A lazyPipe is the parent's end of a pipe that may never be used, wrapped
+// by os.NewFile, which registers it with the runtime poller, only once it
+// is: a stdin pipe for Process.Write, which many callers never call, and a
+// stderr tail's pipe, which most processes leave empty (it is only waited
+// for, see onReadable, and closed, until it has data). One may also come
+// wrapped: a remote child's from its bridge, a terminal, a copy's pipe.
+type lazyPipe struct {
+	fd        int
+	unwrapped bool     // fd is the pipe's, not yet wrapped
+	file      *os.File // once wrapped
+}
+
+// wrap returns the pipe as a file, wrapping it if it is not yet.
+func (t *lazyPipe) wrap(name string) *os.File {
+	if t.unwrapped {
+		t.file, t.unwrapped = os.NewFile(uintptr(t.fd), name), false
+	}
+	return t.file
+}
+
+// close closes the pipe, wrapped or not.
+func (t *lazyPipe) close() {
+	if t.unwrapped {
+		closeFD(t.fd)
+		t.unwrapped = false
+	} else if t.file != nil {
+		t.file.Close()
 	}
 }

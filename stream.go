@@ -93,7 +93,6 @@ func newStream(ctx context.Context, name string, f *os.File, chunkSize int, pty 
 		sem:       make(chan struct{}, 1),
 		bytes:     bytes,
 		reads:     reads,
-		demand:    newDemand(),
 		closed:    make(chan struct{}),
 	}
 	// processGone's expired deadline must survive a context change.

@@ -16,7 +16,12 @@ import (
 
 func closeFD(fd int) error { return unix.Close(fd) }
 
-func setNonblock(fd int) error { return os.NewSyscallError("fcntl", unix.SetNonblock(fd, true)) }
+// setNonblock makes a pipe end just made nonblocking. One F_SETFL, without
+// reading the flags first: a fresh pipe has no other status flag to keep.
+func setNonblock(fd int) error {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_NONBLOCK)
+	return os.NewSyscallError("fcntl", err)
+}
 
 func readFD(fd int, b []byte) (int, error) { return unix.Read(fd, b) }
 
