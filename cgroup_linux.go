@@ -67,24 +67,27 @@ func (c *Cmd) validateCgroup() error {
 }
 
 // checkNotOwnCgroup refuses a Cgroup that holds the program itself (its own
-// cgroup or an ancestor): killing it at the end would kill the program.
+// cgroup or an ancestor: killing it at the end would kill the program), one
+// that holds the children's cgroup (and so the program's other children and,
+// should the program have moved since, its watchdog), and one inside it.
 func (c *Cmd) checkNotOwnCgroup() error {
 	mount, err := watchdog.Cgroup2Mount()
 	if err != nil {
 		return nil // openCgroup reports it
 	}
-	self, err := watchdog.SelfCgroup()
-	if err != nil {
-		return nil
+	dir := filepath.Join(mount, filepath.Clean(c.Cgroup))
+	if own, err := watchdog.SelfCgroupDir(); err == nil && isWithin(own, dir) {
+		return invalidf(c.name(), "Cgroup %q holds this program itself (its cgroup is %q): killing it would kill the program", c.Cgroup, strings.TrimPrefix(own, mount))
 	}
-	dir, own := filepath.Join(mount, filepath.Clean(c.Cgroup)), filepath.Join(mount, self)
-	if own == dir || strings.HasPrefix(own, dir+"/") {
-		return invalidf(c.name(), "Cgroup %q holds this program itself (its cgroup is %q): killing it would kill the program", c.Cgroup, self)
-	}
-	if children := watchdog.ChildCgroupDir(); children != "" && (dir == children || strings.HasPrefix(dir, children+"/")) {
-		return invalidf(c.name(), "Cgroup %q is within %q, where netrunner puts this program's other children", c.Cgroup, children)
+	if children := watchdog.ChildCgroupDir(); children != "" && (isWithin(children, dir) || isWithin(dir, children)) {
+		return invalidf(c.name(), "Cgroup %q holds or is within %q, where netrunner puts this program's other children", c.Cgroup, children)
 	}
 	return nil
+}
+
+// isWithin reports whether path is dir or below it.
+func isWithin(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, dir+"/")
 }
 
 // openCgroup creates the group if missing and writes the settings, all
@@ -174,6 +177,13 @@ func writeCgroupFile(path, value string) error {
 		err = cerr
 	}
 	return err
+}
+
+// forkable reports whether a child forked straight into the group lives past
+// its birth, which some kernels deny (see watchdog.AlignForkInto); a group we
+// just made is empty and is made to allow it.
+func (cg *cgroup) forkable() bool {
+	return watchdog.AlignForkInto(cg.fd, len(cg.created) > 0 && cg.created[0] == cg.dir)
 }
 
 // watch registers the group with the watchdog before a child is forked into

@@ -50,6 +50,7 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 	}
 	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}
 	cgWatched := cg.watch()
+	cgForkInto := cg != nil && canCloneIntoCgroup() && cg.forkable()
 	var children *watchdog.ChildCgroupRef
 	switch {
 	case !canCloneIntoCgroup():
@@ -57,7 +58,7 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 		if children = watchdog.ChildCgroup(); children != nil {
 			sys.UseCgroupFD, sys.CgroupFD = true, children.FD()
 		}
-	case cgWatched:
+	case cgWatched && cgForkInto:
 		sys.UseCgroupFD, sys.CgroupFD = true, cg.fd
 	}
 	if sys.UseCgroupFD {
@@ -72,16 +73,20 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 			// The kernel has clone3, so a seccomp filter refuses it, as
 			// older container runtimes set up: fork with clone from now on.
 			clone3Refused.Store(true)
-		case children != nil && (err == syscall.ENODEV || err == syscall.EOPNOTSUPP || err == syscall.EBUSY):
+		case children != nil && (err == syscall.ENODEV || err == syscall.EOPNOTSUPP || err == syscall.EBUSY ||
+			!watchdog.CgroupWritable(children.FD())):
 			// Errors of clone3's cgroup, never of execve: the children's
-			// cgroup was removed, made threaded or given controllers.
+			// cgroup was removed, made threaded or given controllers, or
+			// the program gave up the credentials to write it (setuid).
 			children.Refused()
+		case cg != nil && !watchdog.CgroupWritable(cg.fd):
+			return nil, fmt.Errorf("cgroup %s was removed, or the program may no longer write it: %w", cg.dir, err)
 		default:
 			return nil, err
 		}
 		sys.UseCgroupFD = false
 	}
-	return spawnOnForkThread(path, argv, attr, cg, tty)
+	return spawnOnForkThread(path, argv, attr, cg, cgForkInto, tty)
 }
 
 // clone3Refused records that clone3 failed with ENOSYS on a kernel that has it.
@@ -93,10 +98,10 @@ func canCloneIntoCgroup() bool { return watchdog.CloneIntoCgroup() && !clone3Ref
 // keeps the signal for the program's death, and registers its group with the
 // watchdog at once, on that thread (see forkthread_linux.go). What the child
 // forks between its exec and that line can outlive the program.
-func spawnOnForkThread(path string, argv []string, attr *syscall.ProcAttr, cg *cgroup, tty *foreground) (*leader, error) {
+func spawnOnForkThread(path string, argv []string, attr *syscall.ProcAttr, cg *cgroup, cgForkInto bool, tty *foreground) (*leader, error) {
 	sys := attr.Sys
 	sys.Pdeathsig = syscall.SIGKILL
-	if cg != nil && canCloneIntoCgroup() {
+	if cgForkInto && canCloneIntoCgroup() {
 		// clone3 with CLONE_INTO_CGROUP: the child is in the group before
 		// it runs a single instruction, so nothing it forks escapes.
 		sys.UseCgroupFD, sys.CgroupFD = true, cg.fd

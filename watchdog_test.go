@@ -222,7 +222,7 @@ func testWatchdogParentDeath(t *testing.T, childCgroup bool, env ...string) {
 		t.Fatalf("watchdog %d: %v %v; want %q, the helper's child", wdPid, pi, err, watchdog.Name)
 	}
 	cgroup, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", shPid))
-	inChildCgroup := strings.HasSuffix(strings.TrimSpace(string(cgroup)), fmt.Sprintf("/netrunner-%d", cmd.Process.Pid))
+	inChildCgroup := strings.Contains(string(cgroup), fmt.Sprintf("/netrunner-%d-", cmd.Process.Pid))
 	if inChildCgroup != childCgroup {
 		t.Fatalf("sh's cgroup: %q; want the helper's children's cgroup: %v", cgroup, childCgroup)
 	}
@@ -359,10 +359,10 @@ func TestCgroupHoldingTheProgramRefused(t *testing.T) {
 	}
 	// The helper's watchdog, which lives in inner too, removes the
 	// children's cgroup the helper made there once the helper is gone.
-	children := filepath.Join(inner, "netrunner-"+strconv.Itoa(cmd.Process.Pid))
+	children := filepath.Join(inner, "netrunner-"+strconv.Itoa(cmd.Process.Pid)+"-*")
 	waitFor(t, 10*time.Second, "the watchdog to remove "+children, func() bool {
-		_, err := os.Stat(children)
-		return errors.Is(err, os.ErrNotExist)
+		made, err := filepath.Glob(children)
+		return err == nil && len(made) == 0
 	})
 }
 

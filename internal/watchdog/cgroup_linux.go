@@ -7,9 +7,12 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -62,6 +65,87 @@ func unescapeMountinfo(s string) string {
 // (as /proc/self/cgroup has it, starting with "/").
 func SelfCgroup() (string, error) { return procCgroupPath(os.Getpid()) }
 
+// errCgroupNotFound: /proc/self/cgroup names a path relative to the root of
+// the program's cgroup namespace, which need not be the mount's root.
+var errCgroupNotFound = errors.New("the program's cgroup is not where /proc/self/cgroup says under the cgroup2 mount (a cgroup namespace?)")
+
+// SelfCgroupDir returns the directory of the program's cgroup, checked: its
+// cgroup.procs lists the program.
+func SelfCgroupDir() (string, error) {
+	mount, err := Cgroup2Mount()
+	if err != nil {
+		return "", err
+	}
+	self, err := SelfCgroup()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(mount, self)
+	pids, err := procsAt(unix.AT_FDCWD, dir)
+	if err != nil {
+		return "", err
+	}
+	if !slices.Contains(pids, os.Getpid()) {
+		return "", errCgroupNotFound
+	}
+	return dir, nil
+}
+
+// CgroupWritable reports whether the program may put processes in the
+// cgroup whose directory dirfd is open on (it exists, and its cgroup.procs
+// is writable with the program's credentials now).
+func CgroupWritable(dirfd int) bool {
+	fd, err := unix.Openat(dirfd, "cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		unix.Close(fd)
+	}
+	return err == nil
+}
+
+// forkProbePath cannot be executed, with an error no fork gives: ENOTDIR.
+const forkProbePath = "/dev/null/netrunner-fork-probe"
+
+// forkIntoSurvives reports whether a child forked straight into the cgroup
+// dirfd (clone3 with CLONE_INTO_CGROUP) lives past its birth. Some kernels
+// (6.18 here) SIGKILL such a child at once when the kill counts of the
+// forking process's cgroup and of the target differ, that is when one was
+// killed through cgroup.kill (or was below one) more often than the other.
+// The probe child fails its exec at once: the exec's error comes back if it
+// ran, none if it was killed first.
+func forkIntoSurvives(dirfd int) bool {
+	sys := &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: dirfd}
+	pid, _, err := syscall.StartProcess(forkProbePath, []string{"netrunner-fork-probe"}, &syscall.ProcAttr{Sys: sys})
+	if err != nil {
+		return err == syscall.ENOTDIR
+	}
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+			return false
+		}
+	}
+}
+
+// AlignForkInto reports whether children forked into the cgroup dirfd
+// survive their birth (see forkIntoSurvives). When the cgroup is empty (the
+// caller just made it), it makes them: a cgroup's kill count only grows, and
+// cgroup.kill on an empty cgroup grows it and kills nothing, so it is
+// written until the counts match, at most maxAlignKills times.
+func AlignForkInto(dirfd int, empty bool) bool {
+	for i := 0; ; i++ {
+		if forkIntoSurvives(dirfd) {
+			return true
+		}
+		if !empty || i == maxAlignKills || writeAt(dirfd, "cgroup.kill", "1") != nil {
+			return false
+		}
+	}
+}
+
+// maxAlignKills bounds the cgroup.kill writes that AlignForkInto spends on a
+// new cgroup: how often the program's cgroup may have been killed before.
+const maxAlignKills = 8
+
 // procCgroupPath reads a process's cgroup v2 path from /proc/PID/cgroup.
 func procCgroupPath(pid int) (string, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
@@ -98,7 +182,7 @@ func killCgroup(dirfd int, timeout time.Duration, tryKillFile bool) bool {
 		if !byKill {
 			writeAt(dirfd, "cgroup.freeze", "1")
 		}
-		pids, err := procsAt(dirfd)
+		pids, err := procsAt(dirfd, ".")
 		if err != nil {
 			return true // gone
 		}
@@ -133,9 +217,10 @@ func writeAt(dirfd int, name, value string) error {
 	return err
 }
 
-// procsAt lists the pids in cgroup.procs of the directory dirfd.
-func procsAt(dirfd int) ([]int, error) {
-	fd, err := unix.Openat(dirfd, "cgroup.procs", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// procsAt lists the pids in cgroup.procs of the directory dir, relative to
+// dirfd ("." for dirfd itself).
+func procsAt(dirfd int, dir string) ([]int, error) {
+	fd, err := unix.Openat(dirfd, dir+"/cgroup.procs", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -24,9 +24,10 @@ import (
 // cannot (no cgroup v2, no write access to the program's cgroup, a kernel
 // before 5.7, a threaded cgroup), children are registered one by one.
 type childCgroup struct {
-	made bool
-	cur  *ChildCgroupRef // nil if none is in use
-	reg  *registration
+	made  bool            // tried since the last was given up
+	makes int             // tries, up to maxChildCgroups
+	cur   *ChildCgroupRef // nil if none is in use
+	reg   *registration
 }
 
 // A ChildCgroupRef is the children's cgroup as a fork uses it: its directory
@@ -49,15 +50,20 @@ func (r *ChildCgroupRef) Done() {
 }
 
 // Refused gives r up because the kernel refused to fork into it (removed by
-// someone, made threaded, given controllers): children are registered one by
-// one from then on.
+// someone, made threaded, given controllers, or no longer writable by the
+// program): children are registered one by one until another is made.
 func (r *ChildCgroupRef) Refused() {
 	state.mu.Lock()
 	defer state.mu.Unlock()
 	if state.childCgroup.cur == r {
 		dropChildCgroupLocked()
+		state.childCgroup.made = false
 	}
 }
+
+// maxChildCgroups bounds how many children's cgroups a program makes, when
+// something keeps removing them.
+const maxChildCgroups = 4
 
 // ChildCgroup returns the children's cgroup to fork a child into, or nil
 // while the running watchdog does not watch one. Call Done on it once the
@@ -66,6 +72,17 @@ func ChildCgroup() *ChildCgroupRef {
 	state.mu.Lock()
 	defer state.mu.Unlock()
 	c := &state.childCgroup
+	if !c.made && state.ctl >= 0 {
+		// The last one was given up: make another, and wait for the
+		// watchdog to accept it.
+		if makeChildCgroupLocked(); c.cur != nil {
+			sendLocked(c.reg, appendCgroup(nil, 1, c.cur.dir))
+			hearLocked(true)
+			if state.ctl >= 0 && !c.reg.accepted {
+				dropChildCgroupLocked()
+			}
+		}
+	}
 	if c.cur == nil || !c.reg.accepted || state.ctl < 0 {
 		return nil
 	}
@@ -82,48 +99,52 @@ func ChildCgroupDir() string {
 	if cur != nil {
 		return cur.dir
 	}
-	own, err := ownCgroupDir()
+	own, err := SelfCgroupDir()
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(own, childCgroupPrefix+strconv.Itoa(unix.Getpid()))
+	return filepath.Join(own, childCgroupName(unix.Getpid()))
+}
+
+// childCgroupName is netrunner-PID-NS: NS, the inode of the pid namespace,
+// tells programs with the same pid in different namespaces apart.
+func childCgroupName(pid int) string {
+	return childCgroupPrefix + strconv.Itoa(pid) + "-" + strconv.FormatUint(pidNamespace(), 10)
 }
 
 const childCgroupPrefix = "netrunner-"
 
-func ownCgroupDir() (string, error) {
-	mount, err := Cgroup2Mount()
-	if err != nil {
-		return "", err
+// pidNamespace returns the inode of the program's pid namespace, 0 if unknown.
+var pidNamespace = sync.OnceValue(func() uint64 {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/pid", &st) != nil {
+		return 0
 	}
-	own, err := SelfCgroup()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(mount, own), nil
-}
+	return st.Ino
+})
 
 // makeChildCgroupLocked makes the children's cgroup, unless it was made
 // already, and adds it to the registrations, which Ensure sends.
 func makeChildCgroupLocked() {
 	c := &state.childCgroup
-	if c.made {
+	if c.made || c.makes == maxChildCgroups {
 		return
 	}
 	c.made = true
-	own, err := ownCgroupDir()
+	c.makes++
+	own, err := SelfCgroupDir()
 	// Forking into a cgroup takes write access to cgroup.procs where the
 	// program is, the common ancestor of both cgroups.
 	if err != nil || !CloneIntoCgroup() || unix.Access(filepath.Join(own, "cgroup.procs"), unix.W_OK) != nil {
 		return
 	}
 	removeStaleChildCgroups(own)
-	dir := filepath.Join(own, childCgroupPrefix+strconv.Itoa(unix.Getpid()))
+	dir := filepath.Join(own, childCgroupName(unix.Getpid()))
 	if err := unix.Mkdir(dir, 0o755); err != nil {
 		return
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil || !isDomainCgroup(fd) {
+	if err != nil || !isDomainCgroup(fd) || !AlignForkInto(fd, true) {
 		if err == nil {
 			unix.Close(fd)
 		}
@@ -137,23 +158,27 @@ func makeChildCgroupLocked() {
 }
 
 // removeStaleChildCgroups removes the empty children's cgroups that programs
-// no longer running left in own: their watchdog was killed too, or gave up.
-// (rmdir fails on a cgroup that is not empty.)
+// of this pid namespace no longer running left in own: their watchdog was
+// killed too, or gave up. (rmdir fails on a cgroup that is not empty.)
 func removeStaleChildCgroups(own string) {
 	entries, err := os.ReadDir(own)
-	if err != nil {
+	if err != nil || pidNamespace() == 0 {
 		return
 	}
 	for _, e := range entries {
-		pid, err := strconv.Atoi(strings.TrimPrefix(e.Name(), childCgroupPrefix))
-		if e.IsDir() && strings.HasPrefix(e.Name(), childCgroupPrefix) && err == nil && pid > 0 &&
-			(pid == unix.Getpid() || unix.Kill(pid, 0) == unix.ESRCH) {
+		pid, ns, ok := strings.Cut(strings.TrimPrefix(e.Name(), childCgroupPrefix), "-")
+		n, err := strconv.Atoi(pid)
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), childCgroupPrefix) || !ok || err != nil || n <= 0 ||
+			ns != strconv.FormatUint(pidNamespace(), 10) {
+			continue
+		}
+		if n == unix.Getpid() || unix.Kill(n, 0) == unix.ESRCH {
 			unix.Rmdir(filepath.Join(own, e.Name()))
 		}
 	}
 }
 
-// dropChildCgroupLocked gives the children's cgroup up for good.
+// dropChildCgroupLocked gives the children's cgroup up.
 func dropChildCgroupLocked() {
 	c := &state.childCgroup
 	if c.cur == nil {

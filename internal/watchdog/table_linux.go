@@ -56,8 +56,8 @@ func newTable(parent int) *table {
 	}
 	if mount, err := Cgroup2Mount(); err == nil {
 		t.mount = mount
-		if own, err := SelfCgroup(); err == nil {
-			t.ownCgroup = filepath.Join(mount, own)
+		if own, err := SelfCgroupDir(); err == nil {
+			t.ownCgroup = own
 		}
 	}
 	return t
