@@ -36,13 +36,14 @@ func init() {
 // Each sh first starts another in a session of its own, unless clone3 is
 // refused or NETRUNNER_TEST_ESCAPE is "no" (as in watchdogHelperParent).
 func watchdogHelperStarting() {
-	script := "setsid sh -c 'sleep 1000; :' $0 & sleep 1000; :"
+	script := "setsid sh -c 'sleep 1000; :' & sleep 1000; :"
 	if os.Getenv("NETRUNNER_TEST_CLONE3") == "refused" {
 		clone3Refused.Store(true)
-		script = "sleep 1000; :"
 	}
-	if os.Getenv("NETRUNNER_TEST_ESCAPE") == "no" {
-		script = "sleep 1000; :"
+	if os.Getenv("NETRUNNER_TEST_CLONE3") == "refused" || os.Getenv("NETRUNNER_TEST_ESCAPE") == "no" {
+		// Nothing forked: without the children's cgroup, what a child
+		// forks before its group is registered may live on (documented).
+		script = "exec sleep 1000"
 	}
 	mark := os.Getenv("NETRUNNER_TEST_MARK")
 	ctx := context.Background()
@@ -271,11 +272,13 @@ func testWatchdogStartingAsParentDies(t *testing.T, env ...string) {
 		// Any moment will do; a little later, more Starts have come and gone.
 		time.Sleep(time.Duration(50+40*try) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
+		// Every process the helper started, and all they started, has the
+		// mark in its environment (unless it cleared it: none here does).
 		marked := func() []procInfo {
 			var live []procInfo
 			for _, pi := range allProcs() {
-				cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pi.pid) + "/cmdline")
-				if strings.Contains(string(cmdline), mark) && !isDead(pi.pid) {
+				env, _ := os.ReadFile("/proc/" + strconv.Itoa(pi.pid) + "/environ")
+				if strings.Contains(string(env), "NETRUNNER_TEST_MARK="+mark+"\x00") && !isDead(pi.pid) {
 					live = append(live, pi)
 				}
 			}

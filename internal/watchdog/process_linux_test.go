@@ -101,7 +101,14 @@ func helperStuckWatchdog() {
 		helperFail("stop watchdog: %v", err)
 	}
 	start := time.Now()
-	WatchGroup(helperLeader())
+	leader := helperLeader()
+	defer func() {
+		// Its watchdog is given up: the leader is this helper's to end.
+		syscall.Kill(leader, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		syscall.Wait4(leader, &ws, 0, nil)
+	}()
+	WatchGroup(leader)
 	err := Err()
 	took := time.Since(start)
 	if err == nil || !strings.Contains(err.Error(), "no answer") {
