@@ -26,7 +26,7 @@ import (
 // holds a pipe from the program and kills every registered cgroup and
 // process group when the pipe reads EOF. Start waits until it is ready (at
 // most 5 s) before spawning the first child. The program makes a cgroup for
-// its children, netrunner-<pid> below its own, which the watchdog watches
+// its children, netrunner-<pid>-<pidns> below its own, which the watchdog watches
 // from then on, and forks every child straight into it (or into its
 // Cmd.Cgroup, registered first): a child and all it forks, even what leaves
 // its process group or session, die with the program. A watchdog that died
