@@ -368,13 +368,18 @@ func execSpawn(context.Context) error { return exec.Command("true").Run() }
 //	newStdio         27-37 µs    [35-40] stdin pipe (Run: /dev/null), stdout pipe on the poller,
 //	                             stderr tail pipe bare; before: 53-68 [45-47], each on the poller
 //	Ensure, argv, env   10 µs
-//	spawn (being changed by the lead, exec_linux.go, forkthread_linux.go, internal/watchdog):
+//	spawn, before the children's cgroup (issue 11), on a fork thread:
 //	  hand-off to the fork thread   70-80 µs   a futex wake of another thread
 //	  syscall.StartProcess        0.9-1.2 ms   = exec.Cmd.Start's fork+exec
 //	  F_SETFL on the pidfd            6 µs
 //	  watchdog.WatchGroup          60-76 µs    one write(2), which wakes the watchdog process
 //	  hand-off back                86-107 µs
 //	  os.NewFile of the pidfd      23-40 µs    F_GETFL and an epoll_ctl ADD, for leader.wait
+//	spawn now, into the children's cgroup: syscall.StartProcess (clone3 with
+//	  CLONE_INTO_CGROUP, no slower than clone: 2.4-2.9 ms either way for
+//	  300 StartProcess+wait4 of /bin/true on the VM at load 3) on the
+//	  caller's goroutine, then F_SETFL and os.NewFile of the pidfd; no
+//	  hand-off, no write to the watchdog.
 //	closing the child's ends       13-17 µs   [before: 33] 3 close(2)
 //	newStage                       50-66 µs   (before 57-75) [72-90, before 80-105]: 2 epoll_ctl on the
 //	                                          readable waiter's set (stderr tail, pidfd) 30-50,
@@ -388,21 +393,21 @@ func execSpawn(context.Context) error { return exec.Command("true").Run() }
 // After the exit, Run of true, from stdout's end to Wait's return: 110-150
 // µs (os/exec: Wait is one waitid, back when the child is reaped). The
 // waiter goroutine wakes on the pidfd and starts supervise: wait4 45 µs,
-// kill(-pgid, 0) 4 µs, release 38-60 µs (being changed: watchdog
-// ForgetGroup's write, the pidfd's epoll_ctl DEL and close), streams and
+// kill(-pgid, 0) 4 µs, release 38-60 µs (then with the watchdog's
+// ForgetGroup write; now the pidfd's epoll_ctl DEL and close), streams and
 // stdin 16-30 µs, closing Done and waking the caller 10-28 µs.
 //
 // System calls per Run of true, whole system (strace -f -c over 300 Runs,
-// the child and the watchdog included): 240 against os/exec's 198 (266
-// before this round). Beyond os/exec: futex 23 vs 12 and nanosleep 54 vs
-// 43 (the hand-offs and the wake-ups they cause in the runtime), epoll_pwait
-// 8 vs 3, epoll_ctl 6 vs 3 (was 8), read 7 vs 2 (was 10), pipe2 3 vs 1
-// (stdout and the stderr tail), write 3 vs 0 and getppid 2 (the watchdog),
-// pidfd_open 1 (the watchdog's). Per Start+Wait: epoll_ctl 10 -> 6, fcntl
-// 12 -> 7. CPU of the parent alone, getrusage over 400 Runs alternating
-// with os/exec in blocks of 40: 1.2-1.3 ms per Run against 0.53-0.60 ms;
-// most of the difference is the runtime's scheduler (futex, spinning
-// threads) around the hand-offs.
+// the child and the watchdog included): 203 against os/exec's 174 (266
+// before issue 14; 240 with the cuts below and the fork thread still in
+// use). Beyond os/exec: nanosleep 43 vs 26 and futex 10 vs 8 (futex was 23
+// with the fork thread's hand-offs), epoll_pwait 5 vs 1.5, epoll_ctl 6 vs
+// 3, read 5 vs 2, pipe2 3 vs 1 (stdout and the stderr tail); none for the
+// watchdog any more (write 3 and getppid 2 before). Per Start+Wait:
+// epoll_ctl 10 -> 6, fcntl 12 -> 7. CPU of the parent alone with the fork
+// thread, getrusage over 400 Runs alternating with os/exec in blocks of 40:
+// 1.2-1.3 ms per Run against 0.53-0.60 ms; most of the difference was the
+// runtime's scheduler (futex, spinning threads) around the hand-offs.
 //
 // Cut in this round (issue 14): one fcntl per pipe (F_SETFL without
 // F_GETFL); the stderr tail's pipe wrapped by os.NewFile, put on the
@@ -423,7 +428,11 @@ func execSpawn(context.Context) error { return exec.Command("true").Run() }
 // Start's own steps is lost in the spawn's swings (0.9-1.6 ms between runs
 // of the same build). The hand-offs to and from the fork thread, the
 // watchdog's wake-up and the pidfd's wrapping (240-300 µs here) are what
-// Start still costs beyond os/exec. Commands:
+// Start cost beyond os/exec then. With the children's cgroup, which removes
+// them (five runs of the first command below at load 1-3): Run of true
+// 0.98, 0.98, 1.00, 1.00, 0.99 times os/exec's speed; Start alone 1.02,
+// 1.05, 0.98, 1.04, 0.95 times its time; 1, 8 and 64 Runs at once 0.99,
+// 0.98-1.00 and 0.87-0.99 times os/exec's speed. Commands:
 //
 //	go test -run '^$' -bench 'Spawn/(interleaved|parallel)' -count 3 .
 //	go test -run '^$' -bench 'Spawn/netrunner-run' -cpuprofile cpu.out .

@@ -2,7 +2,6 @@ package netrunner
 
 import (
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,10 +18,11 @@ const maxSignal = 64
 // leader is the child we spawned, the leader of its own process group. On
 // Linux it is held by a pidfd: signals sent through it cannot reach another
 // process that reuses the pid, and the pidfd turns readable when the child
-// exits, so the runtime poller, not a blocked thread, waits for the exit.
+// exits, which the package's one waiter (readable_linux.go) watches for
+// every child, so no thread or goroutine waits for the exit.
 type leader struct {
 	pid     int
-	pidfd   *os.File
+	pidfd   int
 	tty     *foreground // the terminal lent to the child, if it was
 	thread  *forkThread // the thread that forked it, if one did; kept until it is reaped
 	watched bool        // its group is registered with the watchdog
@@ -68,7 +68,7 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 		}
 		switch {
 		case err == nil:
-			return &leader{pid: pid, pidfd: os.NewFile(uintptr(pidfd), "pidfd"), tty: tty}, nil
+			return &leader{pid: pid, pidfd: pidfd, tty: tty}, nil
 		case err == syscall.ENOSYS:
 			// The kernel has clone3, so a seccomp filter refuses it, as
 			// older container runtimes set up: fork with clone from now on.
@@ -130,23 +130,13 @@ func spawnOnForkThread(path string, argv []string, attr *syscall.ProcAttr, cg *c
 		thread.released()
 		return nil, err
 	}
-	return &leader{pid: pid, pidfd: os.NewFile(uintptr(*sys.PidFD), "pidfd"), tty: tty, thread: thread, watched: true}, nil
+	return &leader{pid: pid, pidfd: *sys.PidFD, tty: tty, thread: thread, watched: true}, nil
 }
 
-// startChild starts the child and readies its pidfd for the poller; on error
-// nothing is left of it.
+// startChild starts the child; on error nothing is left of it.
 func startChild(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	pid, _, err := syscall.StartProcess(path, argv, attr)
-	if err != nil {
-		return 0, err
-	}
-	// Not expected to fail on a fresh pidfd; without it the exit can't be
-	// awaited on the poller, so the start is undone.
-	if err := unix.SetNonblock(*attr.Sys.PidFD, true); err != nil {
-		undoStart(pid, *attr.Sys.PidFD)
-		return 0, os.NewSyscallError("fcntl pidfd", err)
-	}
-	return pid, nil
+	return pid, err
 }
 
 // undoStart kills and reaps a child just started, and closes its pidfd.
@@ -163,48 +153,36 @@ func undoStart(pid, pidfd int) {
 
 // wait blocks until the leader has exited, then reaps it and calls exited
 // with its status, all under mu, so that a group signal sent under mu never
-// follows the reaping. Then a terminal lent to the child goes back.
+// follows the reaping. Then a terminal lent to the child goes back. The
+// stage calls it once the pidfd is readable, so it does not block then.
 func (l *leader) wait(mu *sync.Mutex, exited func(exitStatus, error)) {
 	defer l.tty.handBack(l.pid)
-	rc, err := l.pidfd.SyscallConn()
-	if err != nil {
-		mu.Lock()
-		defer mu.Unlock()
-		exited(exitStatus{}, err)
-		return
-	}
 	var ws syscall.WaitStatus
 	var ru syscall.Rusage
-	err = rc.Read(func(uintptr) bool {
+	for {
 		mu.Lock()
-		defer mu.Unlock()
-		for {
-			pid, err := syscall.Wait4(l.pid, &ws, syscall.WNOHANG, &ru)
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err != nil:
-				exited(exitStatus{}, err)
-				return true
-			case pid == l.pid:
-				exited(exitOf(ws, &ru), nil)
-				return true
-			}
-			return false // still running: park until the pidfd is readable
+		pid, err := syscall.Wait4(l.pid, &ws, syscall.WNOHANG, &ru)
+		switch {
+		case err == syscall.EINTR:
+		case err != nil:
+			exited(exitStatus{}, err)
+		case pid == l.pid:
+			exited(exitOf(ws, &ru), nil)
 		}
-	})
-	if err != nil {
-		// The pidfd is ours alone and never closed before this returns;
-		// an error here means the poller failed, so reap the hard way.
-		_, werr := syscall.Wait4(l.pid, &ws, 0, &ru)
-		mu.Lock()
-		defer mu.Unlock()
-		exited(exitOf(ws, &ru), werr)
+		mu.Unlock()
+		if err != syscall.EINTR && (err != nil || pid == l.pid) {
+			return
+		}
+		if err == nil {
+			// Still running: block this thread until the pidfd turns readable.
+			fds := []unix.PollFd{{Fd: int32(l.pidfd), Events: unix.POLLIN}}
+			unix.Poll(fds, -1)
+		}
 	}
 }
 
-// exitFile is the leader's pidfd, readable once it has exited.
-func (l *leader) exitFile() *os.File { return l.pidfd }
+// exitFD is the leader's pidfd, readable once it has exited.
+func (l *leader) exitFD() int { return l.pidfd }
 
 // signalGroup signals the leader's group, or the leader alone, through its
 // pidfd, when it has left its group (setpgid, setsid).
@@ -213,15 +191,8 @@ func (l *leader) signalGroup(sig syscall.Signal) error {
 	if err != syscall.ESRCH {
 		return err
 	}
-	rc, err := l.pidfd.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.PidfdSendSignal(int(fd), sig, nil, 0) }); err != nil {
-		return err
-	}
-	return serr
+	// The pidfd closes only in release, after the reaping: see child.
+	return unix.PidfdSendSignal(l.pidfd, sig, nil, 0)
 }
 
 func (l *leader) endLeftovers(grace time.Duration, killNow <-chan struct{}) {
@@ -235,7 +206,7 @@ func (l *leader) release() {
 	if l.watched {
 		watchdog.ForgetGroup(l.pid)
 	}
-	l.pidfd.Close()
+	unix.Close(l.pidfd)
 	if l.thread != nil {
 		l.thread.released()
 	}

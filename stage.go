@@ -151,7 +151,7 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 	p.stages[i] = st // before supervise can end: see Process.stageDone
 	if ef, ok := ch.(exitFiler); ok {
 		// Supervised from its exit on: until then, no goroutine.
-		onReadable(ef.exitFile(), func(onWaiter bool) {
+		onReadableFD(ef.exitFD(), func(onWaiter bool) {
 			if onWaiter {
 				go st.supervise()
 			} else {
@@ -164,10 +164,11 @@ func newStage(ctx context.Context, c *Cmd, p *Process, i int, name string, pid i
 	return st
 }
 
-// An exitFiler is a child with a file that turns readable once it has
-// exited (a pidfd), which one goroutine can wait for along with others'.
+// An exitFiler is a child with a descriptor that turns readable once it has
+// exited (a pidfd), which one goroutine can wait for along with others'. It
+// stays open until release.
 type exitFiler interface {
-	exitFile() *os.File
+	exitFD() int
 }
 
 // exitedUnreaped reports whether ch is known to have exited though its
@@ -178,13 +179,7 @@ func exitedUnreaped(ch child) bool {
 	if !ok {
 		return false
 	}
-	rc, err := ef.exitFile().SyscallConn()
-	if err != nil {
-		return false
-	}
-	exited := false
-	rc.Control(func(fd uintptr) { exited = pollReadable(int(fd)) })
-	return exited
+	return pollReadable(ef.exitFD())
 }
 
 // supervise waits for the child, ends what is left of its group, and then

@@ -45,13 +45,14 @@ func TestCountersPast2GiB(t *testing.T) {
 	}
 }
 
-// exitChild is a child whose exit file is a pipe: readable once "exited".
+// exitChild is a child whose exit descriptor is a pipe: readable once
+// "exited".
 type exitChild struct {
 	child
 	r *os.File
 }
 
-func (c exitChild) exitFile() *os.File { return c.r }
+func (c exitChild) exitFD() int { return int(c.r.Fd()) }
 
 // A context that ends after the child exited but before the reaping does
 // not count as stopping it: exitedUnreaped sees the exit file readable.
