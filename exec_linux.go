@@ -62,7 +62,7 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 		sys.UseCgroupFD, sys.CgroupFD = true, cg.fd
 	}
 	if sys.UseCgroupFD {
-		pid, err := startChild(path, argv, attr)
+		pid, _, err := syscall.StartProcess(path, argv, attr)
 		if children != nil {
 			children.Done()
 		}
@@ -109,11 +109,11 @@ func spawnOnForkThread(path string, argv []string, attr *syscall.ProcAttr, cg *c
 	var pid int
 	var err error
 	thread := onForkThread(func() {
-		pid, err = startChild(path, argv, attr)
+		pid, _, err = syscall.StartProcess(path, argv, attr)
 		if err == syscall.ENOSYS && sys.UseCgroupFD {
 			clone3Refused.Store(true)
 			sys.UseCgroupFD = false
-			pid, err = startChild(path, argv, attr)
+			pid, _, err = syscall.StartProcess(path, argv, attr)
 		}
 		if err == nil && cg != nil && !sys.UseCgroupFD {
 			// The child is moved in after its fork: it runs briefly outside.
@@ -131,12 +131,6 @@ func spawnOnForkThread(path string, argv []string, attr *syscall.ProcAttr, cg *c
 		return nil, err
 	}
 	return &leader{pid: pid, pidfd: *sys.PidFD, tty: tty, thread: thread, watched: true}, nil
-}
-
-// startChild starts the child; on error nothing is left of it.
-func startChild(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
-	pid, _, err := syscall.StartProcess(path, argv, attr)
-	return pid, err
 }
 
 // undoStart kills and reaps a child just started, and closes its pidfd.
