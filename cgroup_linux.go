@@ -76,11 +76,15 @@ func (c *Cmd) checkNotOwnCgroup() error {
 		return nil // openCgroup reports it
 	}
 	dir := filepath.Join(mount, filepath.Clean(c.Cgroup))
-	if own, err := watchdog.SelfCgroupDir(); err == nil && isWithin(own, dir) {
+	own, err := watchdog.SelfCgroupDir()
+	switch {
+	case errors.Is(err, watchdog.ErrCgroupNotFound):
+		return invalidf(c.name(), "Cgroup %q: %v, so it could hold this program and kill it", c.Cgroup, err)
+	case err == nil && isWithin(own, dir):
 		return invalidf(c.name(), "Cgroup %q holds this program itself (its cgroup is %q): killing it would kill the program", c.Cgroup, strings.TrimPrefix(own, mount))
 	}
-	if children := watchdog.ChildCgroupDir(); children != "" && (isWithin(children, dir) || isWithin(dir, children)) {
-		return invalidf(c.name(), "Cgroup %q holds or is within %q, where netrunner puts this program's other children", c.Cgroup, children)
+	if prefix := watchdog.ChildCgroupPrefix(); prefix != "" && (strings.HasPrefix(dir, prefix) || isWithin(filepath.Dir(prefix), dir)) {
+		return invalidf(c.name(), "Cgroup %q holds or is within %s*, where netrunner puts this program's other children", c.Cgroup, prefix)
 	}
 	return nil
 }
@@ -180,10 +184,16 @@ func writeCgroupFile(path, value string) error {
 }
 
 // forkable reports whether a child forked straight into the group lives past
-// its birth, which some kernels deny (see watchdog.AlignForkInto); a group we
-// just made is empty and is made to allow it.
+// its birth, which some kernels deny (see watchdog.ForkIntoWorks). A group we
+// just made starts with no kills, as the children's cgroup did, whose making
+// told; one that existed is probed.
 func (cg *cgroup) forkable() bool {
-	return watchdog.AlignForkInto(cg.fd, len(cg.created) > 0 && cg.created[0] == cg.dir)
+	if len(cg.created) > 0 && cg.created[0] == cg.dir {
+		if ok, known := watchdog.FreshCgroupsForkable(); known {
+			return ok
+		}
+	}
+	return watchdog.ForkIntoWorks(cg.fd)
 }
 
 // watch registers the group with the watchdog before a child is forked into

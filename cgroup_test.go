@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/netrunner-go/netrunner/internal/watchdog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -278,13 +277,13 @@ func TestCgroupInvalidPath(t *testing.T) {
 // children. Nothing is created.
 func TestCgroupInChildCgroupRefused(t *testing.T) {
 	mnt := cgTestMount(t)
-	if _, err := Command("true").Output(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
 	if !childCgroupExpected() {
 		t.Skip("no children's cgroup here: cgroup v2 is not writable")
 	}
-	children := watchdog.ChildCgroupDir()
+	children, err := childCgroupOfNewChild()
+	if err != nil {
+		t.Fatal(err)
+	}
 	rel := strings.TrimPrefix(children, mnt+"/")
 	for _, path := range []string{rel, rel + "/sub"} {
 		c := Command("true")

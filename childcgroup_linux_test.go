@@ -131,10 +131,11 @@ func childCgroupStartLeader() {
 // childCgroupHelperRmdir: someone removes the (empty) children's cgroup between
 // two Starts.
 func childCgroupHelperRmdir() {
-	if _, err := Command("true").Output(context.Background()); err != nil {
+	children, err := childCgroupOfNewChild()
+	if err != nil {
 		watchdogHelperFail("%v", err)
 	}
-	if err := os.Remove(watchdog.ChildCgroupDir()); err != nil {
+	if err := os.Remove(children); err != nil {
 		watchdogHelperFail("rmdir: %v", err)
 	}
 	childCgroupStartLeader()

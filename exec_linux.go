@@ -51,19 +51,31 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}
 	cgWatched := cg.watch()
 	cgForkInto := cg != nil && canCloneIntoCgroup() && cg.forkable()
-	var children *watchdog.ChildCgroupRef
-	switch {
-	case !canCloneIntoCgroup():
-	case cg == nil:
-		if children = watchdog.ChildCgroup(); children != nil {
-			sys.UseCgroupFD, sys.CgroupFD = true, children.FD()
+	// A second try takes the children's cgroup made after the first was
+	// refused.
+	for try := 0; try < 2 && canCloneIntoCgroup(); try++ {
+		var children *watchdog.ChildCgroupRef
+		switch {
+		case cg == nil:
+			if children = watchdog.ChildCgroup(); children != nil {
+				sys.UseCgroupFD, sys.CgroupFD = true, children.FD()
+			}
+		case cgWatched && cgForkInto:
+			sys.UseCgroupFD, sys.CgroupFD = true, cg.fd
 		}
-	case cgWatched && cgForkInto:
-		sys.UseCgroupFD, sys.CgroupFD = true, cg.fd
-	}
-	if sys.UseCgroupFD {
+		if !sys.UseCgroupFD {
+			break
+		}
 		pid, _, err := syscall.StartProcess(path, argv, attr)
+		sys.UseCgroupFD = false
+		// Whose fault a failure is: a probe fork into the cgroup tells.
+		cgroupFault := err != nil && err != syscall.ENOSYS && !watchdog.ForkIntoWorks(sys.CgroupFD)
 		if children != nil {
+			if cgroupFault {
+				// Removed, made threaded or given controllers, or the
+				// program moved or gave up the credentials to write it.
+				children.Refused()
+			}
 			children.Done()
 		}
 		switch {
@@ -73,18 +85,12 @@ func spawn(path string, argv, env []string, dir string, files []uintptr, pty boo
 			// The kernel has clone3, so a seccomp filter refuses it, as
 			// older container runtimes set up: fork with clone from now on.
 			clone3Refused.Store(true)
-		case children != nil && (err == syscall.ENODEV || err == syscall.EOPNOTSUPP || err == syscall.EBUSY ||
-			!watchdog.CgroupWritable(children.FD())):
-			// Errors of clone3's cgroup, never of execve: the children's
-			// cgroup was removed, made threaded or given controllers, or
-			// the program gave up the credentials to write it (setuid).
-			children.Refused()
-		case cg != nil && !watchdog.CgroupWritable(cg.fd):
-			return nil, fmt.Errorf("cgroup %s was removed, or the program may no longer write it: %w", cg.dir, err)
-		default:
+		case !cgroupFault:
 			return nil, err
+		case cg != nil:
+			cgForkInto = false // moved in after its fork instead
+			try++
 		}
-		sys.UseCgroupFD = false
 	}
 	return spawnOnForkThread(path, argv, attr, cg, cgForkInto, tty)
 }

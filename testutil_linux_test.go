@@ -1,6 +1,8 @@
 package netrunner
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,4 +37,23 @@ func childCgroupExpected() bool {
 	own, err := watchdog.SelfCgroup()
 	return err == nil && watchdog.CloneIntoCgroup() &&
 		unix.Access(filepath.Join(mount, own, "cgroup.procs"), unix.W_OK) == nil
+}
+
+// childCgroupOfNewChild runs a child and returns the cgroup directory it ran
+// in: the children's cgroup, where the machine allows one.
+func childCgroupOfNewChild() (string, error) {
+	mount, err := watchdog.Cgroup2Mount()
+	if err != nil {
+		return "", err
+	}
+	out, err := Command("cat", "/proc/self/cgroup").Output(context.Background())
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if rel, ok := strings.CutPrefix(line, "0::"); ok {
+			return filepath.Join(mount, rel), nil
+		}
+	}
+	return "", fmt.Errorf("no cgroup v2 line in %q", out)
 }

@@ -65,12 +65,13 @@ func unescapeMountinfo(s string) string {
 // (as /proc/self/cgroup has it, starting with "/").
 func SelfCgroup() (string, error) { return procCgroupPath(os.Getpid()) }
 
-// errCgroupNotFound: /proc/self/cgroup names a path relative to the root of
+// ErrCgroupNotFound: /proc/self/cgroup names a path relative to the root of
 // the program's cgroup namespace, which need not be the mount's root.
-var errCgroupNotFound = errors.New("the program's cgroup is not where /proc/self/cgroup says under the cgroup2 mount (a cgroup namespace?)")
+var ErrCgroupNotFound = errors.New("the program's cgroup is not where /proc/self/cgroup says under the cgroup2 mount (a cgroup namespace?)")
 
 // SelfCgroupDir returns the directory of the program's cgroup, checked: its
-// cgroup.procs lists the program.
+// cgroup.procs lists the program. The check is done again only when
+// /proc/self/cgroup changes (the program was moved).
 func SelfCgroupDir() (string, error) {
 	mount, err := Cgroup2Mount()
 	if err != nil {
@@ -80,15 +81,28 @@ func SelfCgroupDir() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	checkedSelf.Lock()
+	defer checkedSelf.Unlock()
+	if self == checkedSelf.path {
+		return checkedSelf.dir, checkedSelf.err
+	}
 	dir := filepath.Join(mount, self)
 	pids, err := procsAt(unix.AT_FDCWD, dir)
-	if err != nil {
-		return "", err
+	switch {
+	case err != nil:
+		return "", err // not remembered: it may be passing
+	case !slices.Contains(pids, os.Getpid()):
+		dir, err = "", ErrCgroupNotFound
 	}
-	if !slices.Contains(pids, os.Getpid()) {
-		return "", errCgroupNotFound
-	}
-	return dir, nil
+	checkedSelf.path, checkedSelf.dir, checkedSelf.err = self, dir, err
+	return dir, err
+}
+
+// checkedSelf is the last /proc/self/cgroup path SelfCgroupDir checked.
+var checkedSelf struct {
+	sync.Mutex
+	path, dir string
+	err       error
 }
 
 // CgroupWritable reports whether the program may put processes in the
@@ -105,14 +119,15 @@ func CgroupWritable(dirfd int) bool {
 // forkProbePath cannot be executed, with an error no fork gives: ENOTDIR.
 const forkProbePath = "/dev/null/netrunner-fork-probe"
 
-// forkIntoSurvives reports whether a child forked straight into the cgroup
-// dirfd (clone3 with CLONE_INTO_CGROUP) lives past its birth. Some kernels
-// (6.18 here) SIGKILL such a child at once when the kill counts of the
-// forking process's cgroup and of the target differ, that is when one was
-// killed through cgroup.kill (or was below one) more often than the other.
-// The probe child fails its exec at once: the exec's error comes back if it
-// ran, none if it was killed first.
-func forkIntoSurvives(dirfd int) bool {
+// ForkIntoWorks reports whether a child forked straight into the cgroup
+// dirfd (clone3 with CLONE_INTO_CGROUP) lives past its birth. It fails where
+// the program may not put processes there, and where the cgroup was removed
+// or cannot take processes; and some kernels (6.18 here) SIGKILL such a
+// child at once when the kill counts of the forking process's cgroup and of
+// the target differ, that is when one was killed through cgroup.kill (or was
+// below one) more often than the other. The probe child fails its exec at
+// once: the exec's error comes back if it ran, none if it was killed first.
+func ForkIntoWorks(dirfd int) bool {
 	sys := &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: dirfd}
 	pid, _, err := syscall.StartProcess(forkProbePath, []string{"netrunner-fork-probe"}, &syscall.ProcAttr{Sys: sys})
 	if err != nil {
@@ -126,23 +141,25 @@ func forkIntoSurvives(dirfd int) bool {
 	}
 }
 
-// AlignForkInto reports whether children forked into the cgroup dirfd
-// survive their birth (see forkIntoSurvives). When the cgroup is empty (the
-// caller just made it), it makes them: a cgroup's kill count only grows, and
-// cgroup.kill on an empty cgroup grows it and kills nothing, so it is
-// written until the counts match, at most maxAlignKills times.
-func AlignForkInto(dirfd int, empty bool) bool {
-	for i := 0; ; i++ {
-		if forkIntoSurvives(dirfd) {
-			return true
+// alignForkInto makes children forked into the cgroup dirfd, which the
+// program just made, survive their birth (see ForkIntoWorks): a cgroup's
+// kill count only grows, and cgroup.kill on an empty cgroup grows it and
+// kills nothing, so it is written while the cgroup is seen empty, until the
+// counts match, at most maxAlignKills times. It returns how many writes that
+// took, or -1 if forks into it do not work.
+func alignForkInto(dirfd int) int {
+	for kills := 0; ; kills++ {
+		if ForkIntoWorks(dirfd) {
+			return kills
 		}
-		if !empty || i == maxAlignKills || writeAt(dirfd, "cgroup.kill", "1") != nil {
-			return false
+		if pids, err := procsAt(dirfd, "."); kills == maxAlignKills || err != nil || len(pids) > 0 ||
+			writeAt(dirfd, "cgroup.kill", "1") != nil {
+			return -1
 		}
 	}
 }
 
-// maxAlignKills bounds the cgroup.kill writes that AlignForkInto spends on a
+// maxAlignKills bounds the cgroup.kill writes that alignForkInto spends on a
 // new cgroup: how often the program's cgroup may have been killed before.
 const maxAlignKills = 8
 

@@ -24,10 +24,12 @@ import (
 // cannot (no cgroup v2, no write access to the program's cgroup, a kernel
 // before 5.7, a threaded cgroup), children are registered one by one.
 type childCgroup struct {
-	made  bool            // tried since the last was given up
-	makes int             // tries, up to maxChildCgroups
-	cur   *ChildCgroupRef // nil if none is in use
-	reg   *registration
+	made   bool            // tried since the last was given up
+	makes  int             // tries, up to maxChildCgroups
+	cur    *ChildCgroupRef // nil if none is in use
+	reg    *registration
+	prefix string // <the program's cgroup>/netrunner-PID-NS-, once one was made
+	kills  int    // cgroup.kill writes a new cgroup needed (see AlignForkInto); -1 unknown
 }
 
 // A ChildCgroupRef is the children's cgroup as a fork uses it: its directory
@@ -49,15 +51,17 @@ func (r *ChildCgroupRef) Done() {
 	}
 }
 
-// Refused gives r up because the kernel refused to fork into it (removed by
+// Refused stops forking into r because the kernel refused to (removed by
 // someone, made threaded, given controllers, or no longer writable by the
-// program): children are registered one by one until another is made.
+// program): the next ChildCgroup makes another. r stays registered, so that
+// the children in it still die with the program and it is removed then.
 func (r *ChildCgroupRef) Refused() {
 	state.mu.Lock()
 	defer state.mu.Unlock()
-	if state.childCgroup.cur == r {
-		dropChildCgroupLocked()
-		state.childCgroup.made = false
+	c := &state.childCgroup
+	if c.cur == r {
+		c.cur.Done()
+		c.cur, c.reg, c.made = nil, nil, false
 	}
 }
 
@@ -90,26 +94,39 @@ func ChildCgroup() *ChildCgroupRef {
 	return c.cur
 }
 
-// ChildCgroupDir returns the children's cgroup directory, made or not; "" if
-// the program's cgroup is unknown.
-func ChildCgroupDir() string {
+// FreshCgroupsForkable reports whether a child forked straight into a cgroup
+// the program has just made lives (see ForkIntoWorks), as learnt when the
+// children's cgroup was made; known is false when none was.
+func FreshCgroupsForkable() (ok, known bool) {
 	state.mu.Lock()
-	cur := state.childCgroup.cur
+	defer state.mu.Unlock()
+	k := state.childCgroup.kills
+	return k == 0, k >= 0
+}
+
+// ChildCgroupPrefix returns the path that the program's children's cgroups
+// start with, <its cgroup>/netrunner-PID-NS-, made or not; "" if the
+// program's cgroup is unknown.
+func ChildCgroupPrefix() string {
+	state.mu.Lock()
+	prefix := state.childCgroup.prefix
 	state.mu.Unlock()
-	if cur != nil {
-		return cur.dir
+	if prefix != "" {
+		return prefix
 	}
 	own, err := SelfCgroupDir()
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(own, childCgroupName(unix.Getpid()))
+	return childCgroupPrefixIn(own)
 }
 
-// childCgroupName is netrunner-PID-NS: NS, the inode of the pid namespace,
-// tells programs with the same pid in different namespaces apart.
-func childCgroupName(pid int) string {
-	return childCgroupPrefix + strconv.Itoa(pid) + "-" + strconv.FormatUint(pidNamespace(), 10)
+// childCgroupPrefixIn names the children's cgroups in own:
+// netrunner-PID-NS-N, where NS, the inode of the pid namespace, tells
+// programs with the same pid in different namespaces apart, and N counts
+// the cgroups the program made.
+func childCgroupPrefixIn(own string) string {
+	return filepath.Join(own, childCgroupPrefix+strconv.Itoa(unix.Getpid())+"-"+strconv.FormatUint(pidNamespace(), 10)) + "-"
 }
 
 const childCgroupPrefix = "netrunner-"
@@ -139,18 +156,24 @@ func makeChildCgroupLocked() {
 		return
 	}
 	removeStaleChildCgroups(own)
-	dir := filepath.Join(own, childCgroupName(unix.Getpid()))
+	c.prefix = childCgroupPrefixIn(own)
+	dir := c.prefix + strconv.Itoa(c.makes)
 	if err := unix.Mkdir(dir, 0o755); err != nil {
 		return
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil || !isDomainCgroup(fd) || !AlignForkInto(fd, true) {
+	kills := -1
+	if err == nil && isDomainCgroup(fd) {
+		kills = alignForkInto(fd)
+	}
+	if kills < 0 {
 		if err == nil {
 			unix.Close(fd)
 		}
 		unix.Rmdir(dir)
 		return
 	}
+	c.kills = kills
 	c.cur = &ChildCgroupRef{dir: dir, fd: fd}
 	c.cur.users.Store(1)
 	c.reg = &registration{count: 1, created: 1, what: "the children's cgroup " + dir}
@@ -166,10 +189,13 @@ func removeStaleChildCgroups(own string) {
 		return
 	}
 	for _, e := range entries {
-		pid, ns, ok := strings.Cut(strings.TrimPrefix(e.Name(), childCgroupPrefix), "-")
-		n, err := strconv.Atoi(pid)
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), childCgroupPrefix) || !ok || err != nil || n <= 0 ||
-			ns != strconv.FormatUint(pidNamespace(), 10) {
+		f := strings.Split(strings.TrimPrefix(e.Name(), childCgroupPrefix), "-")
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), childCgroupPrefix) || len(f) != 3 ||
+			f[1] != strconv.FormatUint(pidNamespace(), 10) {
+			continue
+		}
+		n, err := strconv.Atoi(f[0])
+		if err != nil || n <= 0 {
 			continue
 		}
 		if n == unix.Getpid() || unix.Kill(n, 0) == unix.ESRCH {

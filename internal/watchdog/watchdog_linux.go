@@ -71,6 +71,7 @@ type registration struct {
 
 func init() {
 	state.ctl, state.reply = -1, -1
+	state.childCgroup.kills = -1
 	state.groups = map[int]*registration{}
 	state.cgroups = map[string]*registration{}
 	if builtDisabled {
