@@ -89,7 +89,10 @@
 // With [Cmd.Cgroup] set (Linux, cgroup v2), the child starts inside that
 // group, created if missing under the cgroup2 mount found in
 // /proc/self/mountinfo, with [Cmd.CgroupSettings] written first. The child
-// enters the group atomically (clone3 with CLONE_INTO_CGROUP). When the
+// enters the group atomically (clone3 with CLONE_INTO_CGROUP), except where
+// the kernel would kill it for that (a group killed before, on kernels that
+// compare kill counts at the fork): then it is moved in right after its
+// fork. When the
 // process ends, everything left in the group is killed, including processes
 // that left the process group with setsid, and a group that was created is
 // removed. Give each process a group of its own: the end of one process kills
