@@ -25,20 +25,17 @@ import (
 // a program that something happens to.
 
 func init() {
-	testHelpers["childcgroup-rmdir"] = childCgroupHelperRmdir
-	testHelpers["childcgroup-setuid"] = childCgroupHelperSetuid
-	testHelpers["childcgroup-pids"] = childCgroupHelperPids
 	testHelpers["childcgroup-victim"] = childCgroupHelperVictim
 	testHelpers["childcgroup-pidns"] = childCgroupHelperPidns
 	testHelpers["childcgroup-moved"] = childCgroupHelperMoved
 	testHelpers["childcgroup-output"] = childCgroupHelperOutput
 	testHelpers["childcgroup-child-pid"] = childCgroupHelperChildPid
-	testHelpers["childcgroup2-level"] = childCgroupHelper2Level
-	testHelpers["childcgroup2-owncg"] = childCgroupHelper2OwnCgroup
-	testHelpers["childcgroup2-rmdir"] = childCgroupHelper2Rmdir
-	testHelpers["childcgroup2-moved-nobody"] = childCgroupHelper2MovedNobody
-	testHelpers["childcgroup2-landlocked"] = childCgroupHelper2Landlocked
-	testHelpers["childcgroup2-setuid-live"] = childCgroupHelper2SetuidWithLiveChild
+	testHelpers["childcgroup-level"] = childCgroupHelperLevel
+	testHelpers["childcgroup-owncg"] = childCgroupHelperOwnCgroup
+	testHelpers["childcgroup-rmdir"] = childCgroupHelperRmdir
+	testHelpers["childcgroup-moved-nobody"] = childCgroupHelperMovedNobody
+	testHelpers["childcgroup-landlocked"] = childCgroupHelperLandlocked
+	testHelpers["childcgroup-setuid-live"] = childCgroupHelperSetuidWithLiveChild
 }
 
 // childCgroupHelperChildPid starts a sleep, prints its pid and waits.
@@ -122,69 +119,6 @@ func childCgroupHelperPidns() {
 	fmt.Printf("pid %d ran: %v\n", os.Getpid(), err)
 }
 
-// childCgroupStartLeader starts sh, which starts a sleep that leaves for a session
-// of its own, and prints "PID1 PID2" (sh's own pid, which execs sleep, and
-// the escapee's), or "error ERR".
-func childCgroupStartLeader() {
-	p, err := Command("sh", "-c", "setsid sleep 1000 & echo $$ $!; exec sleep 1000").Start(context.Background())
-	if err != nil {
-		fmt.Printf("error %v\n", err)
-		watchdogHelperBlock()
-	}
-	line, err := bufio.NewReader(p.Stdout).ReadString('\n')
-	if err != nil {
-		fmt.Printf("error reading pids: %v\n", err)
-		watchdogHelperBlock()
-	}
-	fmt.Printf("ready %s %d\n", strings.TrimSpace(line), watchdog.Pid())
-	watchdogHelperBlock()
-}
-
-// childCgroupHelperRmdir: someone removes the (empty) children's cgroup between
-// two Starts.
-func childCgroupHelperRmdir() {
-	children, err := childCgroupOfNewChild()
-	if err != nil {
-		watchdogHelperFail("%v", err)
-	}
-	if err := os.Remove(children); err != nil {
-		watchdogHelperFail("rmdir: %v", err)
-	}
-	childCgroupStartLeader()
-}
-
-// childCgroupHelperSetuid: a root program that started a child drops its
-// privileges to nobody, then starts another.
-func childCgroupHelperSetuid() {
-	if _, err := Command("true").Output(context.Background()); err != nil {
-		watchdogHelperFail("%v", err)
-	}
-	if err := syscall.Setgroups(nil); err != nil {
-		watchdogHelperFail("%v", err)
-	}
-	if err := syscall.Setgid(65534); err != nil {
-		watchdogHelperFail("%v", err)
-	}
-	if err := syscall.Setuid(65534); err != nil {
-		watchdogHelperFail("%v", err)
-	}
-	childCgroupStartLeader()
-}
-
-// childCgroupHelperPids: a plain program with one child and its escapee.
-func childCgroupHelperPids() { childCgroupStartLeader() }
-
-func childCgroupReady(t *testing.T, name string, env ...string) (*os.Process, []int) {
-	t.Helper()
-	cmd, r, _ := startWatchdogHelper(t, name, env...)
-	line := readLine(t, r)
-	var sh, escapee, wd int
-	if _, err := fmt.Sscanf(line, "ready %d %d %d", &sh, &escapee, &wd); err != nil {
-		t.Fatalf("helper said %q", line)
-	}
-	return cmd.Process, []int{sh, escapee, wd}
-}
-
 func childCgroupAllDead(t *testing.T, pids ...int) {
 	t.Helper()
 	if !eventually(5*time.Second, func() bool {
@@ -202,34 +136,6 @@ func childCgroupAllDead(t *testing.T, pids ...int) {
 			}
 		}
 	}
-}
-
-// TestChildCgroupRemovedBetweenStarts: the children's cgroup is empty
-// between Starts, so anyone may rmdir it. The next Start makes another, and
-// its child and what that started in a session of its own die with the
-// program.
-func TestChildCgroupRemovedBetweenStarts(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to remove the cgroup")
-	}
-	prog, pids := childCgroupReady(t, "childcgroup-rmdir")
-	prog.Kill()
-	childCgroupAllDead(t, pids[0], pids[1])
-}
-
-// TestChildCgroupStartAfterSetuid: a root program drops to nobody after its
-// first Start; later Starts still work (children registered one by one, as
-// nobody cannot write the cgroups), and the child dies with the program.
-func TestChildCgroupStartAfterSetuid(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	prog, pids := childCgroupReady(t, "childcgroup-setuid")
-	// Registered by its group, the escapee outlives the program, as
-	// documented: it is the test's to end.
-	killPids(t, pids[1])
-	prog.Kill()
-	childCgroupAllDead(t, pids[0])
 }
 
 // TestChildCgroupOtherPidNamespaceSweepsNothing: a program in another PID
@@ -254,11 +160,7 @@ func TestChildCgroupOtherPidNamespaceSweepsNothing(t *testing.T) {
 			}
 		}
 	})
-	cgfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(cgfd)
+	cgfd := cgTestOpen(t, dir)
 
 	victim := helperCommand("childcgroup-victim")
 	victim.SysProcAttr.UseCgroupFD, victim.SysProcAttr.CgroupFD = true, cgfd
@@ -321,11 +223,7 @@ func TestCgroupHoldingChildCgroupRefusedAfterMove(t *testing.T) {
 			cgTestRemove(t, filepath.Join(dir, d))
 		}
 	})
-	cgfd, err := syscall.Open(filepath.Join(dir, "a/b"), syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(cgfd)
+	cgfd := cgTestOpen(t, filepath.Join(dir, "a/b"))
 	cmd := helperCommand("childcgroup-moved", "NETRUNNER_TEST_CGROUP="+rel)
 	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgfd
 	out, err := cmd.CombinedOutput()
@@ -400,11 +298,7 @@ func TestChildCgroupInCgroupNamespace(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Skipf("cgroup v2 not writable: %v", err)
 	}
-	cgfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(cgfd)
+	cgfd := cgTestOpen(t, dir)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -437,12 +331,10 @@ func TestChildCgroupInCgroupNamespace(t *testing.T) {
 	}
 }
 
-// Found by the second attack pass.
-
-// childCgroupHelper2Level moves itself into NETRUNNER_TEST_MOVE_TO, then for each
+// childCgroupHelperLevel moves itself into NETRUNNER_TEST_MOVE_TO, then for each
 // cgroup path read from stdin starts a sleep with that Cgroup, says
 // "started", and ends it at the next line.
-func childCgroupHelper2Level() {
+func childCgroupHelperLevel() {
 	if err := os.WriteFile(filepath.Join(os.Getenv("NETRUNNER_TEST_MOVE_TO"), "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
 		watchdogHelperFail("move: %v", err)
 	}
@@ -498,7 +390,7 @@ func TestCgroupNotLevelledWhileOthersJoin(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(base, "prog", "cgroup.kill"), []byte("1"), 0); err != nil {
 		t.Skipf("no cgroup.kill: %v", err)
 	}
-	helper := helperCommand("childcgroup2-level", "NETRUNNER_TEST_MOVE_TO="+filepath.Join(base, "prog"))
+	helper := helperCommand("childcgroup-level", "NETRUNNER_TEST_MOVE_TO="+filepath.Join(base, "prog"))
 	stdin, err := helper.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -555,9 +447,9 @@ func TestCgroupNotLevelledWhileOthersJoin(t *testing.T) {
 	}
 }
 
-// childCgroupHelper2OwnCgroup runs echo with Cgroup NETRUNNER_TEST_CGROUP, which
+// childCgroupHelperOwnCgroup runs echo with Cgroup NETRUNNER_TEST_CGROUP, which
 // holds the program, and prints what came of it.
-func childCgroupHelper2OwnCgroup() {
+func childCgroupHelperOwnCgroup() {
 	c := Command("echo", "hi")
 	c.Cgroup = os.Getenv("NETRUNNER_TEST_CGROUP")
 	out, err := c.Output(context.Background())
@@ -578,12 +470,8 @@ func TestCgroupRefusedWhereOwnCgroupUnknown(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Skipf("cgroup v2 not writable: %v", err)
 	}
-	cgfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(cgfd)
-	cmd := helperCommand("childcgroup2-owncg", "NETRUNNER_TEST_CGROUP="+rel)
+	cgfd := cgTestOpen(t, dir)
+	cmd := helperCommand("childcgroup-owncg", "NETRUNNER_TEST_CGROUP="+rel)
 	cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWCGROUP
 	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgfd
 	out, err := cmd.CombinedOutput()
@@ -593,11 +481,11 @@ func TestCgroupRefusedWhereOwnCgroupUnknown(t *testing.T) {
 	}
 }
 
-// childCgroupHelper2Rmdir: like childCgroupHelperRmdir, but the escapee is known to
+// childCgroupHelperRmdir: like childCgroupHelperRmdir, but the escapee is known to
 // have left sh's process group and session before "ready" is printed
 // (cgTestEscape), so the race in TestChildCgroupRemovedBetweenStarts that
 // sometimes lets it pass is gone.
-func childCgroupHelper2Rmdir() {
+func childCgroupHelperRmdir() {
 	dir, err := childCgroupOfNewChild()
 	if err != nil {
 		watchdogHelperFail("%v", err)
@@ -625,7 +513,7 @@ func TestChildCgroupRemovedEscapeeDies(t *testing.T) {
 	if os.Geteuid() != 0 || !childCgroupExpected() {
 		t.Skip("needs root and the children's cgroup")
 	}
-	cmd, r, _ := startWatchdogHelper(t, "childcgroup2-rmdir")
+	cmd, r, _ := startWatchdogHelper(t, "childcgroup-rmdir")
 	line := readLine(t, r)
 	var sh, escapee int
 	if _, err := fmt.Sscanf(line, "ready %d %d", &sh, &escapee); err != nil {
@@ -637,10 +525,10 @@ func TestChildCgroupRemovedEscapeeDies(t *testing.T) {
 	childCgroupAllDead(t, sh, escapee)
 }
 
-// childCgroupHelper2SetuidWithLiveChild: a root program starts a sleep (forked into
+// childCgroupHelperSetuidWithLiveChild: a root program starts a sleep (forked into
 // the children's cgroup), drops to nobody, starts another, and prints
 // "ready FIRST SECOND".
-func childCgroupHelper2SetuidWithLiveChild() {
+func childCgroupHelperSetuidWithLiveChild() {
 	first, err := Command("sleep", "1000").Start(context.Background())
 	if err != nil {
 		watchdogHelperFail("%v", err)
@@ -669,7 +557,7 @@ func TestChildCgroupSetuidKeepsLiveChildren(t *testing.T) {
 	if os.Geteuid() != 0 || !childCgroupExpected() {
 		t.Skip("needs root and the children's cgroup")
 	}
-	cmd, r, _ := startWatchdogHelper(t, "childcgroup2-setuid-live")
+	cmd, r, _ := startWatchdogHelper(t, "childcgroup-setuid-live")
 	line := readLine(t, r)
 	var first, second int
 	var dir string
@@ -687,12 +575,12 @@ func TestChildCgroupSetuidKeepsLiveChildren(t *testing.T) {
 	}
 }
 
-// childCgroupHelper2Landlocked: after its first Start, the program sandboxes
+// childCgroupHelperLandlocked: after its first Start, the program sandboxes
 // itself with Landlock (no file writes, no signals outside its domain), as a
 // careful program does before it handles untrusted input, then (compromised,
 // or just asked to) registers the cgroup NETRUNNER_TEST_VICTIM with its
 // watchdog and exits. It prints what it could do itself.
-func childCgroupHelper2Landlocked() {
+func childCgroupHelperLandlocked() {
 	if _, err := Command("true").Output(context.Background()); err != nil {
 		watchdogHelperFail("%v", err)
 	}
@@ -736,18 +624,14 @@ func TestWatchdogRefusesSandboxedProgram(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Skipf("cgroup v2 not writable: %v", err)
 	}
-	cgfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(cgfd)
+	cgfd := cgTestOpen(t, dir)
 	victim := exec.Command("sleep", "1000")
 	victim.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
 	if err := victim.Start(); err != nil {
 		t.Skipf("cannot fork into a cgroup: %v", err)
 	}
 	defer func() { victim.Process.Kill(); victim.Wait() }()
-	out, err := helperCommand("childcgroup2-landlocked", "NETRUNNER_TEST_VICTIM="+dir,
+	out, err := helperCommand("childcgroup-landlocked", "NETRUNNER_TEST_VICTIM="+dir,
 		"NETRUNNER_TEST_VICTIM_PID="+strconv.Itoa(victim.Process.Pid)).CombinedOutput()
 	got := strings.TrimSpace(string(out))
 	t.Log(got)
@@ -759,10 +643,10 @@ func TestWatchdogRefusesSandboxedProgram(t *testing.T) {
 	}
 }
 
-// childCgroupHelper2MovedNobody drops to nobody, starts a sleep, says "ready",
+// childCgroupHelperMovedNobody drops to nobody, starts a sleep, says "ready",
 // and after a line on stdin (it was moved meanwhile) runs true and prints
 // how that went.
-func childCgroupHelper2MovedNobody() {
+func childCgroupHelperMovedNobody() {
 	for _, err := range []error{syscall.Setgroups(nil), syscall.Setgid(65534), syscall.Setuid(65534)} {
 		if err != nil {
 			watchdogHelperFail("%v", err)
@@ -811,12 +695,8 @@ func TestChildCgroupStartAfterMoveAsNobody(t *testing.T) {
 			cgTestRemove(t, filepath.Join(dir, d))
 		}
 	})
-	cgfd, err := syscall.Open(filepath.Join(dir, "a"), syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(cgfd)
-	helper := helperCommand("childcgroup2-moved-nobody")
+	cgfd := cgTestOpen(t, filepath.Join(dir, "a"))
+	helper := helperCommand("childcgroup-moved-nobody")
 	helper.SysProcAttr.UseCgroupFD, helper.SysProcAttr.CgroupFD = true, cgfd
 	helper.Stderr = os.Stderr
 	stdin, err := helper.StdinPipe()
@@ -842,4 +722,16 @@ func TestChildCgroupStartAfterMoveAsNobody(t *testing.T) {
 	if line := readLine(t, r); line != "second: <nil>" {
 		t.Errorf("Start after the program was moved: %q", line)
 	}
+}
+
+// cgTestOpen opens the cgroup directory dir, for a helper forked straight
+// into it; it is closed at the end of the test.
+func cgTestOpen(t *testing.T, dir string) int {
+	t.Helper()
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	return fd
 }
