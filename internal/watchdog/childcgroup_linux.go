@@ -22,14 +22,15 @@ import (
 // first instruction, with everything it ever forks, even what leaves its
 // process group or session, and no line is written per child. Where it
 // cannot (no cgroup v2, no write access to the program's cgroup, a kernel
-// before 5.7, a threaded cgroup), children are registered one by one.
+// before 5.7, a threaded cgroup, a kernel that kills what is forked into it
+// and a cgroup that cannot be levelled), children are registered one by one.
 type childCgroup struct {
 	made   bool            // tried since the last was given up
 	makes  int             // tries, up to maxChildCgroups
 	cur    *ChildCgroupRef // nil if none is in use
 	reg    *registration
 	prefix string // <the program's cgroup>/netrunner-PID-NS-, once one was made
-	kills  int    // cgroup.kill writes a new cgroup needed (see AlignForkInto); -1 unknown
+	kills  int    // cgroup.kill writes a new cgroup needed (see alignForkInto); -1 unknown
 }
 
 // A ChildCgroupRef is the children's cgroup as a fork uses it: its directory
@@ -126,10 +127,10 @@ func ChildCgroupPrefix() string {
 // programs with the same pid in different namespaces apart, and N counts
 // the cgroups the program made.
 func childCgroupPrefixIn(own string) string {
-	return filepath.Join(own, childCgroupPrefix+strconv.Itoa(unix.Getpid())+"-"+strconv.FormatUint(pidNamespace(), 10)) + "-"
+	return filepath.Join(own, childCgroupStem+strconv.Itoa(unix.Getpid())+"-"+strconv.FormatUint(pidNamespace(), 10)) + "-"
 }
 
-const childCgroupPrefix = "netrunner-"
+const childCgroupStem = "netrunner-"
 
 // pidNamespace returns the inode of the program's pid namespace, 0 if unknown.
 var pidNamespace = sync.OnceValue(func() uint64 {
@@ -189,8 +190,8 @@ func removeStaleChildCgroups(own string) {
 		return
 	}
 	for _, e := range entries {
-		f := strings.Split(strings.TrimPrefix(e.Name(), childCgroupPrefix), "-")
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), childCgroupPrefix) || len(f) != 3 ||
+		f := strings.Split(strings.TrimPrefix(e.Name(), childCgroupStem), "-")
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), childCgroupStem) || len(f) != 3 ||
 			f[1] != strconv.FormatUint(pidNamespace(), 10) {
 			continue
 		}
