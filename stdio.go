@@ -49,6 +49,15 @@ func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
 		s.ours = append(s.ours, child)
 		return parent, child, nil
 	}
+	// makeLazyPipe is makePipe for a pipe that may never be used.
+	makeLazyPipe := func(parentReads bool) (lazyPipe, int, error) {
+		parent, child, err := newPipeFDs(parentReads, c.PipeSize)
+		if err != nil {
+			return lazyPipe{}, -1, err
+		}
+		s.ours = append(s.ours, child)
+		return lazyPipe{fd: parent, unwrapped: true}, child, nil
+	}
 	devNull := -1
 	openDevNull := func() (int, error) {
 		if devNull < 0 {
@@ -71,11 +80,7 @@ func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
 			s.child[0], err = openDevNull()
 		default:
 			// For Process.Write, which many callers never use.
-			var parent, child int
-			if parent, child, err = newPipeFDs(false, c.PipeSize); err == nil {
-				s.ours = append(s.ours, child)
-				s.child[0], s.stdin = child, lazyPipe{fd: parent, unwrapped: true}
-			}
+			s.stdin, s.child[0], err = makeLazyPipe(false)
 		}
 	case *os.File:
 		s.userFile = in
@@ -94,11 +99,7 @@ func (c *Cmd) newStdio(w wiring) (s *stdio, err error) {
 	}
 	switch c.Stderr {
 	case StderrTail:
-		var parent, child int
-		if parent, child, err = newPipeFDs(true, c.PipeSize); err == nil {
-			s.ours = append(s.ours, child)
-			s.child[2], s.tail = child, lazyPipe{fd: parent, unwrapped: true}
-		}
+		s.tail, s.child[2], err = makeLazyPipe(true)
 	case StderrStream:
 		s.stderr, s.child[2], err = makePipe("stderr", true)
 	case StderrToStdout:

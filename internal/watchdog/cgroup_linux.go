@@ -105,17 +105,6 @@ var checkedSelf struct {
 	err       error
 }
 
-// CgroupWritable reports whether the program may put processes in the
-// cgroup whose directory dirfd is open on (it exists, and its cgroup.procs
-// is writable with the program's credentials now).
-func CgroupWritable(dirfd int) bool {
-	fd, err := unix.Openat(dirfd, "cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err == nil {
-		unix.Close(fd)
-	}
-	return err == nil
-}
-
 // forkProbePath cannot be executed, with an error no fork gives: ENOTDIR.
 const forkProbePath = "/dev/null/netrunner-fork-probe"
 

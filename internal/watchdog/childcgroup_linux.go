@@ -83,9 +83,7 @@ func ChildCgroup() *ChildCgroupRef {
 		if makeChildCgroupLocked(); c.cur != nil {
 			sendLocked(c.reg, appendCgroup(nil, 1, c.cur.dir))
 			hearLocked(true)
-			if state.ctl >= 0 && !c.reg.accepted {
-				dropChildCgroupLocked()
-			}
+			dropRefusedChildCgroupLocked()
 		}
 	}
 	if c.cur == nil || !c.reg.accepted || state.ctl < 0 {
@@ -202,6 +200,14 @@ func removeStaleChildCgroups(own string) {
 		if n == unix.Getpid() || unix.Kill(n, 0) == unix.ESRCH {
 			unix.Rmdir(filepath.Join(own, e.Name()))
 		}
+	}
+}
+
+// dropRefusedChildCgroupLocked gives the children's cgroup up if the running
+// watchdog, whose answer has come, refused it.
+func dropRefusedChildCgroupLocked() {
+	if r := state.childCgroup.reg; r != nil && !r.accepted && state.ctl >= 0 {
+		dropChildCgroupLocked()
 	}
 }
 

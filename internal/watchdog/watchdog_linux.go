@@ -170,9 +170,7 @@ func Ensure() {
 	}
 	// Children are forked into a cgroup only once this watchdog accepted it.
 	hearLocked(true)
-	if r := state.childCgroup.reg; r != nil && !r.accepted && state.ctl >= 0 {
-		dropChildCgroupLocked()
-	}
+	dropRefusedChildCgroupLocked()
 }
 
 // WatchGroup registers process group pgid, led by a child of the program.
