@@ -20,8 +20,15 @@ import (
 // before its group is checked, so a signal can only reach a process seen in
 // the group. Zombies count as gone: an orphan is reparented to an init that
 // may never reap it, and it holds nothing open.
+//
+// The number pgid stays ours while a member of the group lives: the kernel
+// gives a pid out again only once no process has it as its pid, group or
+// session. Once the last member is gone, a new process may get pid pgid and
+// lead a new group of that number; since our leader is reaped, a live
+// process with pid pgid is such a newcomer, and then the group is not ours
+// any more (groupReused).
 func endGroup(pgid int, grace time.Duration, kill <-chan struct{}) {
-	if syscall.Kill(-pgid, 0) == syscall.ESRCH {
+	if syscall.Kill(-pgid, 0) == syscall.ESRCH || groupReused(pgid) {
 		return
 	}
 	if grace >= 0 && signalGroupMembers(pgid, syscall.SIGTERM) > 0 {
@@ -51,6 +58,9 @@ func pollGroup(pgid int, sig syscall.Signal, stop <-chan time.Time, hurry <-chan
 // signalGroupMembers sends sig to every live process in group pgid and
 // returns how many it found.
 func signalGroupMembers(pgid int, sig syscall.Signal) int {
+	if groupReused(pgid) {
+		return 0
+	}
 	dir, err := os.Open("/proc")
 	if err != nil {
 		// Without /proc, the group id is all there is; the leader is
@@ -77,8 +87,10 @@ func signalGroupMembers(pgid int, sig syscall.Signal) int {
 		}
 		// Checked again with the pidfd held: if pid now names another
 		// process, that one is not in our group, or the signal below
-		// reaches the old one, which is gone (ESRCH).
-		if g, live := procGroup(pid); live && g == pgid {
+		// reaches the old one, which is gone (ESRCH). A newcomer leading a
+		// group of the same number has the old group's number only after
+		// the old group ended.
+		if g, live := procGroup(pid); live && g == pgid && !groupReused(pgid) {
 			if unix.PidfdSendSignal(fd, sig, nil, 0) == nil {
 				found++
 			}
@@ -86,6 +98,18 @@ func signalGroupMembers(pgid int, sig syscall.Signal) int {
 		unix.Close(fd)
 	}
 	return found
+}
+
+// groupReused reports whether a process with pid pgid exists: the reaped
+// leader's number taken by a newcomer, which the kernel allows only once
+// the old group is empty.
+func groupReused(pgid int) bool {
+	fd, err := unix.PidfdOpen(pgid, 0)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
 }
 
 // procGroup reads a process's group from /proc/PID/stat, and whether it is
